@@ -1,0 +1,1 @@
+//! tete: a realtime, persistent, two-person private chat server speaking Socket.IO.

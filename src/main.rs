@@ -1,0 +1,2 @@
+//! The `tete` binary.
+fn main() {}
