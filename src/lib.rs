@@ -1,1 +1,12 @@
 //! tete: a realtime, persistent, two-person private chat server speaking Socket.IO.
+//!
+//! Layout (dependencies point one way: routes/chat → socketio → engineio; chat → store):
+//! - `settings`: layered configuration.
+//! - `telemetry`: logging.
+//! - `startup`: the one place that builds the application.
+//! - `routes`: pages, REST API, health, errors.
+
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;

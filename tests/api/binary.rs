@@ -1,0 +1,90 @@
+//! The `tete` binary as a user runs it: flags, bad settings, graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tete() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tete"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .env("TETE_ENVIRONMENT", "test");
+    cmd
+}
+
+#[test]
+fn help_and_version_work() {
+    let out = tete().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+    let out = tete().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_with_one_clear_line() {
+    let out = tete().env("PORT", "99999").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("PORT"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = tete().env("TETE_ENVIRONMENT", "nowhere").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("TETE_ENVIRONMENT"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tete()
+        .env("PORT", "0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("t.db").display()),
+        )
+        .env("TETE_LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut listening = false;
+    while Instant::now() < deadline {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("listening") => {
+                assert!(line.starts_with('{'), "JSON log expected: {line}");
+                listening = true;
+                break;
+            }
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    assert!(listening, "tete did not report listening");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "tete did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

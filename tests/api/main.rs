@@ -1,0 +1,8 @@
+//! Integration tests: each starts the real tete on a free port.
+
+mod helpers;
+
+mod binary;
+mod health;
+mod pages;
+mod settings;
