@@ -10,27 +10,15 @@ use serde::Serialize;
 const LINEAR: u64 = 128;
 /// Sub-buckets per power of two above [`LINEAR`] (2^6 = 64: ≤ 1/64 relative error).
 const SUB_BITS: u32 = 6;
-/// Enough buckets for any u64.
-const BUCKETS: usize = LINEAR as usize + (64 - 7) * (1 << SUB_BITS);
 
-/// A log-linear histogram of microseconds.
-#[derive(Clone)]
+/// A log-linear histogram of microseconds. Its buckets grow on demand up to the largest
+/// value recorded: thousands of them exist at once, one per connection.
+#[derive(Clone, Default)]
 pub struct Histogram {
     counts: Vec<u64>,
     total: u64,
     sum: u128,
     max: u64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: vec![0; BUCKETS],
-            total: 0,
-            sum: 0,
-            max: 0,
-        }
-    }
 }
 
 fn bucket_of(value: u64) -> usize {
@@ -56,13 +44,20 @@ fn bucket_high(bucket: usize) -> u64 {
 
 impl Histogram {
     pub fn record(&mut self, value: u64) {
-        self.counts[bucket_of(value)] += 1;
+        let bucket = bucket_of(value);
+        if bucket >= self.counts.len() {
+            self.counts.resize(bucket + 1, 0);
+        }
+        self.counts[bucket] += 1;
         self.total += 1;
         self.sum += u128::from(value);
         self.max = self.max.max(value);
     }
 
     pub fn merge(&mut self, other: &Histogram) {
+        if other.counts.len() > self.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
         for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             *mine += theirs;
         }
@@ -199,7 +194,8 @@ mod tests {
                 "{value} in a bucket up to {high}"
             );
         }
-        assert!(bucket_of(u64::MAX) < BUCKETS);
+        // Enough buckets for any u64.
+        assert!(bucket_of(u64::MAX) < LINEAR as usize + (64 - 7) * (1 << SUB_BITS));
     }
 
     #[test]
