@@ -29,6 +29,9 @@ const DRAIN_CHECK: Duration = Duration::from_millis(20);
 const CREATE_CONNECTIONS: usize = 4;
 /// Above this share of one core a process counts as saturated.
 const SATURATED: f64 = 0.90;
+/// Above this share of the wall time spent waiting for a CPU, a process's core is
+/// contended by something else and its figures are not trustworthy.
+const CONTENDED: f64 = 0.05;
 /// Time between the end of the setup and the first message.
 const SETTLE: Duration = Duration::from_millis(200);
 
@@ -89,6 +92,8 @@ pub struct Report {
     pub server: Option<ServerReport>,
     /// Share of one core the load generator used while measuring.
     pub loadgen_cpu_share: f64,
+    /// Share of the time the load generator waited for its core (something else ran).
+    pub loadgen_wait_share: f64,
     /// `server`, `loadgen` or `none`: which side was saturated while measuring.
     pub bottleneck: String,
     pub warnings: Vec<String>,
@@ -128,10 +133,16 @@ pub struct TrafficReport {
 #[derive(Debug, Serialize)]
 pub struct IdleReport {
     pub connections: usize,
+    /// The server as started, before the room ids were fetched.
+    pub rss_fresh_kib: u64,
+    /// After `GET /create` for every room, before the first connection.
     pub rss_baseline_kib: u64,
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// (RSS with every client idle − RSS as started) / clients.
     pub kib_per_connection: f64,
+    /// The same from the baseline after `GET /create`.
+    pub kib_per_connection_after_create: f64,
     pub cpu_us_per_login: f64,
 }
 
@@ -139,6 +150,8 @@ pub struct IdleReport {
 pub struct ServerReport {
     pub pid: u32,
     pub cpu_share: f64,
+    /// Share of the time the server's threads waited for a CPU (something else ran).
+    pub wait_share: f64,
     pub cpu_us_per_msg: Option<f64>,
     pub rss_kib_start: u64,
     pub rss_kib_end: u64,
@@ -210,6 +223,7 @@ struct WriterStats {
 /// Runs the scenario described by `config`.
 pub async fn run(config: Config) -> Result<Report> {
     let started = Instant::now();
+    let server_fresh = server_sample(&config)?;
     let rooms = create_rooms(&config).await?;
     eprintln!(
         "loadgen: {} room ids from GET /create in {:.1}s",
@@ -243,9 +257,11 @@ pub async fn run(config: Config) -> Result<Report> {
     match config.load {
         Load::Idle => {
             let setup_load = SetupLoad {
+                server_fresh,
                 server_before: baseline,
                 server_after: after_setup,
                 loadgen_cpu_share: stats::cpu_share(&self_before_setup, &self_after_setup),
+                loadgen_wait_share: stats::wait_share(&self_before_setup, &self_after_setup),
             };
             run_idle(&config, pairs, setup, setup_load).await
         }
@@ -723,6 +739,7 @@ async fn run_traffic(
             Some(ServerReport {
                 pid,
                 cpu_share: stats::cpu_share(&start, &end),
+                wait_share: stats::wait_share(&start, &end),
                 cpu_us_per_msg: (delivered > 0)
                     .then(|| (end.cpu_seconds - start.cpu_seconds) * 1e6 / delivered as f64),
                 rss_kib_start: start.rss_kib,
@@ -763,13 +780,22 @@ async fn run_traffic(
                 .unwrap_or("")
         ));
     }
-    let bottleneck = bottleneck(server.as_ref().map(|s| s.cpu_share), loadgen_cpu_share);
+    let loadgen_wait_share = stats::wait_share(&self_start, &self_end);
+    let bottleneck = bottleneck(
+        server.as_ref().map(|s| s.cpu_share + s.wait_share),
+        loadgen_cpu_share + loadgen_wait_share,
+    );
     if bottleneck == "loadgen" {
         warnings.push(format!(
             "the load generator is the bottleneck ({:.0}% of its core)",
             loadgen_cpu_share * 100.0
         ));
     }
+    contention_warnings(
+        &mut warnings,
+        server.as_ref().map(|s| s.wait_share),
+        loadgen_wait_share,
+    );
     Ok(Report {
         scenario: config.scenario.clone(),
         transport: config.transport,
@@ -790,26 +816,47 @@ async fn run_traffic(
         idle: None,
         server,
         loadgen_cpu_share,
+        loadgen_wait_share,
         bottleneck: bottleneck.to_owned(),
         warnings,
     })
 }
 
-fn bottleneck(server_cpu: Option<f64>, loadgen_cpu: f64) -> &'static str {
-    if server_cpu.is_some_and(|share| share >= SATURATED) {
+/// Which side was saturated, from the share of its core each one used or waited for.
+fn bottleneck(server_demand: Option<f64>, loadgen_demand: f64) -> &'static str {
+    if server_demand.is_some_and(|share| share >= SATURATED) {
         "server"
-    } else if loadgen_cpu >= SATURATED {
+    } else if loadgen_demand >= SATURATED {
         "loadgen"
     } else {
         "none"
     }
 }
 
+fn contention_warnings(warnings: &mut Vec<String>, server_wait: Option<f64>, loadgen_wait: f64) {
+    if let Some(wait) = server_wait.filter(|wait| *wait >= CONTENDED) {
+        warnings.push(format!(
+            "the server's core was contended: it waited for the CPU {:.0}% of the time",
+            wait * 100.0
+        ));
+    }
+    if loadgen_wait >= CONTENDED {
+        warnings.push(format!(
+            "the load generator's core was contended: it waited for the CPU {:.0}% of the time",
+            loadgen_wait * 100.0
+        ));
+    }
+}
+
 /// Server samples around the setup, and the load generator's share of its core then.
 struct SetupLoad {
+    /// Before anything, even `GET /create`: the baseline of the memory per connection.
+    server_fresh: Option<ProcSample>,
+    /// After the room ids were fetched, just before the first connection.
     server_before: Option<ProcSample>,
     server_after: Option<ProcSample>,
     loadgen_cpu_share: f64,
+    loadgen_wait_share: f64,
 }
 
 async fn run_idle(
@@ -819,9 +866,11 @@ async fn run_idle(
     setup_load: SetupLoad,
 ) -> Result<Report> {
     let SetupLoad {
+        server_fresh,
         server_before: baseline,
         server_after: after_setup,
         loadgen_cpu_share,
+        loadgen_wait_share,
     } = setup_load;
     let clients = pairs.len() * 2;
     let now = Instant::now();
@@ -856,25 +905,36 @@ async fn run_idle(
             first_failure.unwrap_or_default()
         ));
     }
-    let setup_server_cpu = match (baseline, after_setup) {
-        (Some(before), Some(after)) => Some(stats::cpu_share(&before, &after)),
+    let setup_server_wait = match (baseline, after_setup) {
+        (Some(before), Some(after)) => Some(stats::wait_share(&before, &after)),
         _ => None,
     };
-    let bottleneck = bottleneck(setup_server_cpu, loadgen_cpu_share);
+    let setup_server_demand = match (baseline, after_setup) {
+        (Some(before), Some(after)) => {
+            Some(stats::cpu_share(&before, &after) + stats::wait_share(&before, &after))
+        }
+        _ => None,
+    };
+    let bottleneck = bottleneck(setup_server_demand, loadgen_cpu_share + loadgen_wait_share);
+    contention_warnings(&mut warnings, setup_server_wait, loadgen_wait_share);
     if bottleneck == "loadgen" {
         warnings.push(format!(
             "the load generator limited the connect rate ({:.0}% of its core)",
             loadgen_cpu_share * 100.0
         ));
     }
-    let (idle, server) = match (config.server_pid, baseline, after_setup, held) {
-        (Some(pid), Some(baseline), Some(after_setup), Some(held)) => (
+    let (idle, server) = match (config.server_pid, server_fresh, baseline, after_setup, held) {
+        (Some(pid), Some(fresh), Some(baseline), Some(after_setup), Some(held)) => (
             Some(IdleReport {
                 connections: clients,
+                rss_fresh_kib: fresh.rss_kib,
                 rss_baseline_kib: baseline.rss_kib,
                 rss_kib: held.rss_kib,
                 hwm_kib: held.hwm_kib,
-                kib_per_connection: held.rss_kib.saturating_sub(baseline.rss_kib) as f64
+                kib_per_connection: held.rss_kib.saturating_sub(fresh.rss_kib) as f64
+                    / clients as f64,
+                kib_per_connection_after_create: held.rss_kib.saturating_sub(baseline.rss_kib)
+                    as f64
                     / clients as f64,
                 cpu_us_per_login: (after_setup.cpu_seconds - baseline.cpu_seconds) * 1e6
                     / clients as f64,
@@ -882,6 +942,7 @@ async fn run_idle(
             Some(ServerReport {
                 pid,
                 cpu_share: stats::cpu_share(&baseline, &after_setup),
+                wait_share: stats::wait_share(&baseline, &after_setup),
                 cpu_us_per_msg: None,
                 rss_kib_start: baseline.rss_kib,
                 rss_kib_end: held.rss_kib,
@@ -904,6 +965,7 @@ async fn run_idle(
         idle,
         server,
         loadgen_cpu_share,
+        loadgen_wait_share,
         bottleneck: bottleneck.to_owned(),
         warnings,
     })

@@ -119,6 +119,9 @@ pub struct ProcSample {
     pub cpu_seconds: f64,
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// Time its threads were runnable but waiting for a CPU (from `schedstat`), in
+    /// seconds: high when something else runs on the same core.
+    pub wait_seconds: f64,
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -164,7 +167,31 @@ pub fn sample(pid: Option<u32>) -> Result<ProcSample> {
         cpu_seconds: cpu_ticks as f64 / clock_ticks_per_second(),
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
+        wait_seconds: run_queue_wait_ns(&dir) as f64 / 1e9,
     })
+}
+
+/// The sum over the process's threads of the second `schedstat` field (run-queue wait,
+/// ns); 0 where the kernel does not keep it.
+fn run_queue_wait_ns(dir: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("{dir}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| {
+            let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            text.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// The share of the wall time a process's threads waited for a CPU between two samples.
+pub fn wait_share(start: &ProcSample, end: &ProcSample) -> f64 {
+    let wall = end.at.duration_since(start.at).as_secs_f64();
+    if wall <= 0.0 {
+        return 0.0;
+    }
+    (end.wait_seconds - start.wait_seconds).max(0.0) / wall
 }
 
 /// The share of one core a process used between two samples.
