@@ -92,8 +92,10 @@ pub struct Report {
     pub server: Option<ServerReport>,
     /// Share of one core the load generator used while measuring.
     pub loadgen_cpu_share: f64,
-    /// Share of the time the load generator waited for its core (something else ran).
+    /// Share of the time the load generator's threads waited for a CPU.
     pub loadgen_wait_share: f64,
+    /// Share of the time other processes used the load generator's core (when pinned).
+    pub loadgen_core_foreign_share: f64,
     /// `server`, `loadgen` or `none`: which side was saturated while measuring.
     pub bottleneck: String,
     pub warnings: Vec<String>,
@@ -150,8 +152,10 @@ pub struct IdleReport {
 pub struct ServerReport {
     pub pid: u32,
     pub cpu_share: f64,
-    /// Share of the time the server's threads waited for a CPU (something else ran).
+    /// Share of the time the server's threads waited for a CPU.
     pub wait_share: f64,
+    /// Share of the time other processes used the server's core (when pinned).
+    pub core_foreign_share: f64,
     pub cpu_us_per_msg: Option<f64>,
     pub rss_kib_start: u64,
     pub rss_kib_end: u64,
@@ -262,6 +266,10 @@ pub async fn run(config: Config) -> Result<Report> {
                 server_after: after_setup,
                 loadgen_cpu_share: stats::cpu_share(&self_before_setup, &self_after_setup),
                 loadgen_wait_share: stats::wait_share(&self_before_setup, &self_after_setup),
+                loadgen_core_foreign_share: stats::foreign_share(
+                    &self_before_setup,
+                    &self_after_setup,
+                ),
             };
             run_idle(&config, pairs, setup, setup_load).await
         }
@@ -740,6 +748,7 @@ async fn run_traffic(
                 pid,
                 cpu_share: stats::cpu_share(&start, &end),
                 wait_share: stats::wait_share(&start, &end),
+                core_foreign_share: stats::foreign_share(&start, &end),
                 cpu_us_per_msg: (delivered > 0)
                     .then(|| (end.cpu_seconds - start.cpu_seconds) * 1e6 / delivered as f64),
                 rss_kib_start: start.rss_kib,
@@ -781,9 +790,10 @@ async fn run_traffic(
         ));
     }
     let loadgen_wait_share = stats::wait_share(&self_start, &self_end);
+    let loadgen_core_foreign_share = stats::foreign_share(&self_start, &self_end);
     let bottleneck = bottleneck(
-        server.as_ref().map(|s| s.cpu_share + s.wait_share),
-        loadgen_cpu_share + loadgen_wait_share,
+        server.as_ref().map(|s| s.cpu_share + s.core_foreign_share),
+        loadgen_cpu_share + loadgen_core_foreign_share,
     );
     if bottleneck == "loadgen" {
         warnings.push(format!(
@@ -793,8 +803,8 @@ async fn run_traffic(
     }
     contention_warnings(
         &mut warnings,
-        server.as_ref().map(|s| s.wait_share),
-        loadgen_wait_share,
+        server.as_ref().map(|s| s.core_foreign_share),
+        loadgen_core_foreign_share,
     );
     Ok(Report {
         scenario: config.scenario.clone(),
@@ -817,12 +827,13 @@ async fn run_traffic(
         server,
         loadgen_cpu_share,
         loadgen_wait_share,
+        loadgen_core_foreign_share,
         bottleneck: bottleneck.to_owned(),
         warnings,
     })
 }
 
-/// Which side was saturated, from the share of its core each one used or waited for.
+/// Which side was saturated, from how busy its core was (by it or by others).
 fn bottleneck(server_demand: Option<f64>, loadgen_demand: f64) -> &'static str {
     if server_demand.is_some_and(|share| share >= SATURATED) {
         "server"
@@ -833,17 +844,21 @@ fn bottleneck(server_demand: Option<f64>, loadgen_demand: f64) -> &'static str {
     }
 }
 
-fn contention_warnings(warnings: &mut Vec<String>, server_wait: Option<f64>, loadgen_wait: f64) {
-    if let Some(wait) = server_wait.filter(|wait| *wait >= CONTENDED) {
+fn contention_warnings(
+    warnings: &mut Vec<String>,
+    server_foreign: Option<f64>,
+    loadgen_foreign: f64,
+) {
+    if let Some(foreign) = server_foreign.filter(|share| *share >= CONTENDED) {
         warnings.push(format!(
-            "the server's core was contended: it waited for the CPU {:.0}% of the time",
-            wait * 100.0
+            "other processes used the server's core {:.0}% of the time: figures are not clean",
+            foreign * 100.0
         ));
     }
-    if loadgen_wait >= CONTENDED {
+    if loadgen_foreign >= CONTENDED {
         warnings.push(format!(
-            "the load generator's core was contended: it waited for the CPU {:.0}% of the time",
-            loadgen_wait * 100.0
+            "other processes used the load generator's core {:.0}% of the time",
+            loadgen_foreign * 100.0
         ));
     }
 }
@@ -857,6 +872,7 @@ struct SetupLoad {
     server_after: Option<ProcSample>,
     loadgen_cpu_share: f64,
     loadgen_wait_share: f64,
+    loadgen_core_foreign_share: f64,
 }
 
 async fn run_idle(
@@ -871,6 +887,7 @@ async fn run_idle(
         server_after: after_setup,
         loadgen_cpu_share,
         loadgen_wait_share,
+        loadgen_core_foreign_share,
     } = setup_load;
     let clients = pairs.len() * 2;
     let now = Instant::now();
@@ -905,18 +922,25 @@ async fn run_idle(
             first_failure.unwrap_or_default()
         ));
     }
-    let setup_server_wait = match (baseline, after_setup) {
-        (Some(before), Some(after)) => Some(stats::wait_share(&before, &after)),
+    let setup_server_foreign = match (baseline, after_setup) {
+        (Some(before), Some(after)) => Some(stats::foreign_share(&before, &after)),
         _ => None,
     };
     let setup_server_demand = match (baseline, after_setup) {
-        (Some(before), Some(after)) => {
-            Some(stats::cpu_share(&before, &after) + stats::wait_share(&before, &after))
-        }
+        (Some(before), Some(after)) => Some(stats::cpu_share(&before, &after)),
         _ => None,
-    };
-    let bottleneck = bottleneck(setup_server_demand, loadgen_cpu_share + loadgen_wait_share);
-    contention_warnings(&mut warnings, setup_server_wait, loadgen_wait_share);
+    }
+    .zip(setup_server_foreign)
+    .map(|(cpu, foreign)| cpu + foreign);
+    let bottleneck = bottleneck(
+        setup_server_demand,
+        loadgen_cpu_share + loadgen_core_foreign_share,
+    );
+    contention_warnings(
+        &mut warnings,
+        setup_server_foreign,
+        loadgen_core_foreign_share,
+    );
     if bottleneck == "loadgen" {
         warnings.push(format!(
             "the load generator limited the connect rate ({:.0}% of its core)",
@@ -943,6 +967,7 @@ async fn run_idle(
                 pid,
                 cpu_share: stats::cpu_share(&baseline, &after_setup),
                 wait_share: stats::wait_share(&baseline, &after_setup),
+                core_foreign_share: stats::foreign_share(&baseline, &after_setup),
                 cpu_us_per_msg: None,
                 rss_kib_start: baseline.rss_kib,
                 rss_kib_end: held.rss_kib,
@@ -966,6 +991,7 @@ async fn run_idle(
         server,
         loadgen_cpu_share,
         loadgen_wait_share,
+        loadgen_core_foreign_share,
         bottleneck: bottleneck.to_owned(),
         warnings,
     })

@@ -120,8 +120,11 @@ pub struct ProcSample {
     pub rss_kib: u64,
     pub hwm_kib: u64,
     /// Time its threads were runnable but waiting for a CPU (from `schedstat`), in
-    /// seconds: high when something else runs on the same core.
+    /// seconds: its own threads competing for one core count too.
     pub wait_seconds: f64,
+    /// When the process is pinned to one core: that core's busy time (from
+    /// `/proc/stat`), in seconds, whoever used it.
+    pub core_busy_seconds: Option<f64>,
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -168,7 +171,49 @@ pub fn sample(pid: Option<u32>) -> Result<ProcSample> {
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
         wait_seconds: run_queue_wait_ns(&dir) as f64 / 1e9,
+        core_busy_seconds: single_core(&status).and_then(core_busy_seconds),
     })
+}
+
+/// The one core a process may run on, from `Cpus_allowed_list` in its status.
+fn single_core(status: &str) -> Option<usize> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Busy time of one core since boot: user, nice, system, irq, softirq and steal.
+fn core_busy_seconds(core: usize) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let prefix = format!("cpu{core} ");
+    let line = stat.lines().find(|line| line.starts_with(&prefix))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&index| fields.get(index))
+        .sum();
+    Some(busy as f64 / clock_ticks_per_second())
+}
+
+/// The share of the wall time *other* processes used the core this process is pinned
+/// to (0 when it is not pinned to one core).
+pub fn foreign_share(start: &ProcSample, end: &ProcSample) -> f64 {
+    let wall = end.at.duration_since(start.at).as_secs_f64();
+    match (start.core_busy_seconds, end.core_busy_seconds) {
+        (Some(busy_start), Some(busy_end)) if wall > 0.0 => {
+            let others = (busy_end - busy_start) - (end.cpu_seconds - start.cpu_seconds);
+            (others / wall).max(0.0)
+        }
+        _ => 0.0,
+    }
 }
 
 /// The sum over the process's threads of the second `schedstat` field (run-queue wait,
@@ -241,6 +286,12 @@ mod tests {
         histogram.merge(&other);
         assert_eq!(histogram.summary().max_us, 20_000);
         assert_eq!(histogram.summary().count, 10_001);
+    }
+
+    #[test]
+    fn reads_the_allowed_core() {
+        assert_eq!(single_core("Name:\tx\nCpus_allowed_list:\t1\n"), Some(1));
+        assert_eq!(single_core("Cpus_allowed_list:\t0-1\n"), None);
     }
 
     #[test]
