@@ -135,13 +135,43 @@ pub fn login_payload(user: &str, room: &str) -> String {
 const CLIENT_IMG: &str =
     "https://www.gravatar.com/avatar/00000000000000000000000000000000?s=140&r=x&d=mm";
 
-/// The `msg` payload: `{msg, user, img}` as the seed's browser client sends it.
-pub fn msg_payload(text: &str, user: &str) -> String {
+/// The `msg` payload: `{msg, user, img}` as the seed's browser client sends it (the
+/// readable specification of [`msg_packet`]).
+#[cfg(test)]
+fn msg_payload(text: &str, user: &str) -> String {
     format!("{{\"msg\":\"{text}\",\"user\":\"{user}\",\"img\":\"{CLIENT_IMG}\"}}")
 }
 
+/// The whole `msg` event, built in one allocation: the same bytes as
+/// `event_packet("msg", ack, &msg_payload(&message_text(seq, sent_us, len), user))`.
+pub fn msg_packet(seq: u64, sent_us: u64, len: usize, user: &str, ack: Option<u64>) -> String {
+    use std::fmt::Write;
+    let mut packet = String::with_capacity(len + user.len() + CLIENT_IMG.len() + 64);
+    packet.push_str("42");
+    packet.push_str(NAMESPACE);
+    packet.push(',');
+    if let Some(id) = ack {
+        // Writing into a String cannot fail.
+        let _ = write!(packet, "{id}");
+    }
+    packet.push_str("[\"msg\",{\"msg\":\"");
+    let text_start = packet.len();
+    let _ = write!(packet, "{seq} {sent_us} ");
+    let text_len = packet.len() - text_start;
+    if text_len < len {
+        packet.extend(std::iter::repeat_n('x', len - text_len));
+    }
+    packet.push_str("\",\"user\":\"");
+    packet.push_str(user);
+    packet.push_str("\",\"img\":\"");
+    packet.push_str(CLIENT_IMG);
+    packet.push_str("\"}]");
+    packet
+}
+
 /// The benchmark's message text: `<seq> <sent µs>` padded with `x` to `len` bytes.
-pub fn message_text(seq: u64, sent_us: u64, len: usize) -> String {
+#[cfg(test)]
+fn message_text(seq: u64, sent_us: u64, len: usize) -> String {
     let mut text = format!("{seq} {sent_us} ");
     if text.len() < len {
         text.extend(std::iter::repeat_n('x', len - text.len()));
@@ -245,6 +275,14 @@ mod tests {
             login_payload("u3", "room"),
             "{\"user\":\"u3\",\"avatar\":\"u3@example.com\",\"id\":\"room\"}"
         );
+    }
+
+    #[test]
+    fn msg_packet_is_the_composed_event() {
+        for ack in [None, Some(18)] {
+            let composed = event_packet("msg", ack, &msg_payload(&message_text(17, 99, 40), "u2"));
+            assert_eq!(msg_packet(17, 99, 40, "u2", ack), composed);
+        }
     }
 
     #[test]

@@ -555,9 +555,8 @@ impl Sender {
     fn packets(&self, first_seq: u64, count: u64, sent_us: u64) -> Vec<String> {
         (first_seq..first_seq + count)
             .map(|seq| {
-                let text = protocol::message_text(seq, sent_us, self.msg_len);
-                let payload = protocol::msg_payload(&text, &self.user);
-                protocol::event_packet("msg", self.acks.then_some(seq + 1), &payload)
+                let ack = self.acks.then_some(seq + 1);
+                protocol::msg_packet(seq, sent_us, self.msg_len, &self.user, ack)
             })
             .collect()
     }
