@@ -96,7 +96,8 @@ pub struct Report {
     pub loadgen_wait_share: f64,
     /// Share of the time other processes used the load generator's core (when pinned).
     pub loadgen_core_foreign_share: f64,
-    /// `server`, `loadgen` or `none`: which side was saturated while measuring.
+    /// Which side was saturated while measuring: `server`, `loadgen`,
+    /// `server-core-contended`, `loadgen-core-contended` or `none`.
     pub bottleneck: String,
     pub warnings: Vec<String>,
 }
@@ -119,6 +120,7 @@ pub struct TrafficReport {
     pub latency: LatencySummary,
     pub sent_total: u64,
     pub received_total: u64,
+    /// Sent but not received by the end of the drain.
     pub lost: u64,
     pub duplicates_or_reordered: u64,
     pub gaps: u64,
@@ -767,7 +769,11 @@ async fn run_traffic(
         }
     }
     if traffic.lost > 0 {
-        warnings.push(format!("{} messages never arrived", traffic.lost));
+        warnings.push(format!(
+            "{} messages had not arrived by the end of the drain ({:.0} s)",
+            traffic.lost,
+            config.drain.as_secs_f64()
+        ));
     }
     if traffic.connection_failures > 0 {
         warnings.push(format!(
@@ -791,8 +797,14 @@ async fn run_traffic(
     let loadgen_wait_share = stats::wait_share(&self_start, &self_end);
     let loadgen_core_foreign_share = stats::foreign_share(&self_start, &self_end);
     let bottleneck = bottleneck(
-        server.as_ref().map(|s| s.cpu_share + s.core_foreign_share),
-        loadgen_cpu_share + loadgen_core_foreign_share,
+        server.as_ref().map(|s| CoreUse {
+            own: s.cpu_share,
+            foreign: s.core_foreign_share,
+        }),
+        CoreUse {
+            own: loadgen_cpu_share,
+            foreign: loadgen_core_foreign_share,
+        },
     );
     if bottleneck == "loadgen" {
         warnings.push(format!(
@@ -832,14 +844,24 @@ async fn run_traffic(
     })
 }
 
-/// Which side was saturated, from how busy its core was (by it or by others).
-fn bottleneck(server_demand: Option<f64>, loadgen_demand: f64) -> &'static str {
-    if server_demand.is_some_and(|share| share >= SATURATED) {
-        "server"
-    } else if loadgen_demand >= SATURATED {
-        "loadgen"
-    } else {
-        "none"
+/// How busy one pinned core was while measuring: by the process, and by others.
+#[derive(Clone, Copy)]
+struct CoreUse {
+    own: f64,
+    foreign: f64,
+}
+
+/// Which side was saturated: `server` or `loadgen` when that process kept its core
+/// busy by itself; `server-core-contended` or `loadgen-core-contended` when the core was
+/// full only because other processes used it too; `none` otherwise.
+fn bottleneck(server: Option<CoreUse>, loadgen: CoreUse) -> &'static str {
+    let full = |core: CoreUse| core.own + core.foreign >= SATURATED;
+    match server {
+        Some(core) if core.own >= SATURATED => "server",
+        _ if loadgen.own >= SATURATED => "loadgen",
+        Some(core) if full(core) => "server-core-contended",
+        _ if full(loadgen) => "loadgen-core-contended",
+        _ => "none",
     }
 }
 
@@ -925,15 +947,19 @@ async fn run_idle(
         (Some(before), Some(after)) => Some(stats::foreign_share(&before, &after)),
         _ => None,
     };
-    let setup_server_demand = match (baseline, after_setup) {
-        (Some(before), Some(after)) => Some(stats::cpu_share(&before, &after)),
+    let setup_server_use = match (baseline, after_setup) {
+        (Some(before), Some(after)) => Some(CoreUse {
+            own: stats::cpu_share(&before, &after),
+            foreign: stats::foreign_share(&before, &after),
+        }),
         _ => None,
-    }
-    .zip(setup_server_foreign)
-    .map(|(cpu, foreign)| cpu + foreign);
+    };
     let bottleneck = bottleneck(
-        setup_server_demand,
-        loadgen_cpu_share + loadgen_core_foreign_share,
+        setup_server_use,
+        CoreUse {
+            own: loadgen_cpu_share,
+            foreign: loadgen_core_foreign_share,
+        },
     );
     contention_warnings(
         &mut warnings,
@@ -994,4 +1020,28 @@ async fn run_idle(
         bottleneck: bottleneck.to_owned(),
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core(own: f64, foreign: f64) -> CoreUse {
+        CoreUse { own, foreign }
+    }
+
+    #[test]
+    fn names_the_saturated_side() {
+        assert_eq!(bottleneck(Some(core(0.97, 0.0)), core(0.3, 0.0)), "server");
+        assert_eq!(bottleneck(Some(core(0.5, 0.0)), core(0.95, 0.0)), "loadgen");
+        assert_eq!(
+            bottleneck(Some(core(0.6, 0.35)), core(0.3, 0.0)),
+            "server-core-contended"
+        );
+        assert_eq!(
+            bottleneck(Some(core(0.2, 0.0)), core(0.2, 0.75)),
+            "loadgen-core-contended"
+        );
+        assert_eq!(bottleneck(None, core(0.2, 0.1)), "none");
+    }
 }
