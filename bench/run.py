@@ -156,6 +156,40 @@ def stop(process):
         process.wait()
 
 
+def core_busy(cores, interval=0.5):
+    """Share of each core busy over `interval` seconds, from /proc/stat."""
+
+    def read():
+        ticks = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+                    values = [int(v) for v in fields]
+                    ticks[int(name[3:])] = (sum(values) - values[3] - values[4], sum(values))
+        return ticks
+
+    before = read()
+    time.sleep(interval)
+    after = read()
+    return {c: (after[c][0] - before[c][0]) / max(after[c][1] - before[c][1], 1)
+            for c in cores if c in before and c in after}
+
+
+def wait_quiet(cores, limit_seconds, threshold=0.15):
+    """Waits (bounded) until the pinned cores are nearly idle; True if they are."""
+    deadline = time.monotonic() + limit_seconds
+    while True:
+        busy = core_busy(cores)
+        if all(share < threshold for share in busy.values()):
+            return True
+        if time.monotonic() >= deadline:
+            log("cores still busy with other processes ("
+                + ", ".join(f"core {c}: {b * 100:.0f}%" for c, b in busy.items())
+                + "): running anyway, the notes will say so")
+            return False
+
+
 def run_case(server, case, out_dir, server_core, loadgen_core):
     port = free_port()
     env = dict(os.environ)
@@ -438,6 +472,9 @@ def main():
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--loadgen-core", type=int, default=1)
     parser.add_argument("--out", help="results directory (default bench/results/<time>)")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before each case, wait up to this long for both pinned "
+                             "cores to be idle (on a machine shared with other work)")
     args = parser.parse_args()
 
     if not os.access(LOADGEN, os.X_OK):
@@ -476,6 +513,8 @@ def main():
     results = {}
     for case in cases:
         for server in servers:
+            if args.wait_quiet > 0:
+                wait_quiet({args.server_core, args.loadgen_core}, args.wait_quiet)
             try:
                 report = run_case(server, case, out_dir, args.server_core, args.loadgen_core)
             except Exception as error:  # a failed case is reported, the others still run
