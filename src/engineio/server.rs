@@ -1,0 +1,620 @@
+//! The Engine.IO server on actix-web: request routing, handshake, HTTP long-polling,
+//! WebSocket, the polling→websocket upgrade, heartbeat, CORS and origin checks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use futures_util::StreamExt;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+use super::config::EngineConfig;
+use super::error::EngineError;
+use super::packet::{self, Packet};
+use super::session::{
+    CloseReason, EngineSocket, HandlerFuture, Handshake, Message, Session, TransportKind, Upgrade,
+};
+use super::sid::Sid;
+
+/// What the layer above (Socket.IO) is told about its clients.
+pub trait EngineHandler: Send + Sync + 'static {
+    /// A session opened. Called before any message of the client is delivered.
+    fn on_open(&self, socket: &EngineSocket);
+    /// A message came. Runs now, in arrival order; a returned future runs after the
+    /// futures of earlier messages have finished (reading goes on meanwhile, so acks
+    /// and pongs are never stuck behind a slow handler).
+    fn on_message(&self, socket: &EngineSocket, message: Message) -> Option<HandlerFuture>;
+    /// The session ended; called exactly once.
+    fn on_close(&self, socket: &EngineSocket, reason: CloseReason);
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) config: EngineConfig,
+    pub(crate) handler: Arc<dyn EngineHandler>,
+    // A std mutex: lookups and inserts only, never held across an await.
+    sessions: Mutex<HashMap<Sid, Arc<Session>>>,
+}
+
+impl EngineInner {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn remove(&self, sid: &Sid) {
+        self.sessions().remove(sid);
+    }
+
+    fn get(&self, sid: &Sid) -> Option<Arc<Session>> {
+        self.sessions().get(sid).cloned()
+    }
+}
+
+/// An Engine.IO server: cheap to clone, shared by every worker.
+#[derive(Clone)]
+pub struct Engine(Arc<EngineInner>);
+
+/// The query parameters of an Engine.IO request.
+struct Query<'a> {
+    eio: Option<&'a str>,
+    transport: Option<&'a str>,
+    sid: Option<&'a str>,
+}
+
+impl<'a> Query<'a> {
+    fn parse(qs: &'a str) -> Self {
+        let mut q = Query {
+            eio: None,
+            transport: None,
+            sid: None,
+        };
+        for pair in qs.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "EIO" => q.eio = Some(v),
+                "transport" => q.transport = Some(v),
+                "sid" => q.sid = Some(v),
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, handler: Arc<dyn EngineHandler>) -> Engine {
+        Engine(Arc::new(EngineInner {
+            config,
+            handler,
+            sessions: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.0.config
+    }
+
+    /// Sessions currently open.
+    pub fn session_count(&self) -> usize {
+        self.0.sessions().len()
+    }
+
+    /// Closes every session (server shutdown).
+    pub fn close_all(&self) {
+        let all: Vec<Arc<Session>> = self.0.sessions().values().cloned().collect();
+        for session in all {
+            session.close(CloseReason::ServerShutdown);
+        }
+    }
+
+    /// An actix resource serving this engine at `path` (e.g. `/socket.io/`).
+    pub fn resource(&self, path: &str) -> actix_web::Resource {
+        web::resource(path)
+            .app_data(web::Data::new(self.clone()))
+            .default_service(web::to(entry))
+    }
+
+    /// Handles one Engine.IO HTTP request (polling or WebSocket upgrade).
+    pub async fn handle(&self, req: HttpRequest, body: web::Payload) -> HttpResponse {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut res = match self.route(&req, body, origin.as_deref()).await {
+            Ok(res) => res,
+            Err(e) => e.error_response(),
+        };
+        if let Some(origin) = origin.filter(|o| self.origin_allowed(&req, Some(o))) {
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&origin) {
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+                h.insert(header::VARY, HeaderValue::from_static("Origin"));
+            }
+        }
+        res
+    }
+
+    fn origin_allowed(&self, req: &HttpRequest, origin: Option<&str>) -> bool {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok());
+        self.0.config.origins.allows(origin, host)
+    }
+
+    async fn route(
+        &self,
+        req: &HttpRequest,
+        body: web::Payload,
+        origin: Option<&str>,
+    ) -> Result<HttpResponse, EngineError> {
+        if !self.origin_allowed(req, origin) {
+            return Err(EngineError::Forbidden);
+        }
+        if req.method() == Method::OPTIONS {
+            return Ok(HttpResponse::NoContent()
+                .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
+                .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"))
+                .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+                .finish());
+        }
+        let query = Query::parse(req.query_string());
+        if query.eio != Some("4") {
+            return Err(EngineError::UnsupportedProtocolVersion);
+        }
+        let transport = match query.transport {
+            Some("polling") => TransportKind::Polling,
+            Some("websocket") => TransportKind::WebSocket,
+            _ => return Err(EngineError::UnknownTransport),
+        };
+        let existing = match query.sid {
+            Some(sid) => Some(
+                Sid::parse(sid)
+                    .and_then(|sid| self.0.get(&sid))
+                    .ok_or(EngineError::UnknownSid)?,
+            ),
+            None => None,
+        };
+        match (transport, existing) {
+            (TransportKind::Polling, None) => {
+                if req.method() != Method::GET {
+                    return Err(EngineError::BadHandshakeMethod);
+                }
+                Ok(self.open_polling(req))
+            }
+            (TransportKind::Polling, Some(session)) if session.check_pong_deadline() => {
+                Err(EngineError::UnknownSid)
+            }
+            (TransportKind::Polling, Some(session)) => match *req.method() {
+                Method::GET => poll(session).await,
+                Method::POST => self.post(session, body).await,
+                _ => Err(EngineError::BadRequest),
+            },
+            (TransportKind::WebSocket, existing) => {
+                if req.method() != Method::GET {
+                    return Err(EngineError::BadRequest);
+                }
+                self.websocket(req, body, existing)
+            }
+        }
+    }
+
+    fn new_session(&self, req: &HttpRequest, transport: TransportKind) -> Arc<Session> {
+        let handshake = Handshake {
+            query: req.query_string().into(),
+            remote_addr: req.peer_addr(),
+            issued_at: std::time::Instant::now(),
+        };
+        let session = Session::new(self.0.clone(), transport, handshake);
+        self.0.sessions().insert(session.sid, session.clone());
+        tokio::spawn(heartbeat(session.clone()));
+        session
+    }
+
+    fn open_packet(&self, session: &Session, upgrades: &[&str]) -> Packet {
+        let c = &self.0.config;
+        Packet::Open(
+            serde_json::json!({
+                "sid": session.sid.as_str(),
+                "upgrades": upgrades,
+                "pingInterval": c.ping_interval.as_millis() as u64,
+                "pingTimeout": c.ping_timeout.as_millis() as u64,
+                "maxPayload": c.max_payload,
+            })
+            .to_string(),
+        )
+    }
+
+    fn open_polling(&self, req: &HttpRequest) -> HttpResponse {
+        let session = self.new_session(req, TransportKind::Polling);
+        let body = self.open_packet(&session, &["websocket"]).encode();
+        self.0.handler.on_open(&EngineSocket(session));
+        text(body)
+    }
+
+    async fn post(
+        &self,
+        session: Arc<Session>,
+        mut body: web::Payload,
+    ) -> Result<HttpResponse, EngineError> {
+        {
+            let mut st = session.state();
+            if st.transport != TransportKind::Polling || st.closed.is_some() {
+                return Err(EngineError::BadRequest);
+            }
+            if st.post_active {
+                drop(st);
+                session.close(CloseReason::TransportError);
+                return Err(EngineError::BadRequest);
+            }
+            st.post_active = true;
+        }
+        let _post = PostGuard(&session);
+        let max = self.0.config.max_payload;
+        let mut buf = web::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                session.close(CloseReason::TransportError);
+                return Err(EngineError::BadRequest);
+            };
+            if buf.len() + chunk.len() > max {
+                session.close(CloseReason::TransportError);
+                return Err(EngineError::PayloadTooLarge);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let Ok(text_body) = std::str::from_utf8(&buf) else {
+            session.close(CloseReason::ParseError);
+            return Err(EngineError::BadRequest);
+        };
+        let packets = match packet::decode_payload(text_body) {
+            Ok(packets) => packets,
+            Err(_) => {
+                session.close(CloseReason::ParseError);
+                return Err(EngineError::BadRequest);
+            }
+        };
+        for packet in packets {
+            if session.inbound_full() {
+                session.wait_inbound_space().await;
+            }
+            if session.is_closed() {
+                break;
+            }
+            inbound(&session, packet);
+        }
+        Ok(text("ok".to_owned()))
+    }
+
+    fn websocket(
+        &self,
+        req: &HttpRequest,
+        body: web::Payload,
+        existing: Option<Arc<Session>>,
+    ) -> Result<HttpResponse, EngineError> {
+        let (response, ws, stream) =
+            actix_ws::handle(req, body).map_err(|_| EngineError::BadRequest)?;
+        let stream = stream.max_frame_size(self.0.config.max_payload);
+        match existing {
+            None => {
+                let session = self.new_session(req, TransportKind::WebSocket);
+                let open = self.open_packet(&session, &[]);
+                actix_web::rt::spawn(websocket_session(self.clone(), session, ws, stream, open));
+            }
+            Some(session) => {
+                let may_upgrade = {
+                    let mut st = session.state();
+                    let ok = st.transport == TransportKind::Polling
+                        && st.upgrade == Upgrade::None
+                        && st.closed.is_none();
+                    if ok {
+                        st.upgrade = Upgrade::Connected;
+                    }
+                    ok
+                };
+                if may_upgrade {
+                    actix_web::rt::spawn(upgrade(session, ws, stream));
+                } else {
+                    // Already upgraded (or upgrading): this second WebSocket is refused.
+                    actix_web::rt::spawn(async move {
+                        let _ = ws.close(None).await;
+                    });
+                }
+            }
+        }
+        Ok(response)
+    }
+}
+
+async fn entry(req: HttpRequest, body: web::Payload, engine: web::Data<Engine>) -> HttpResponse {
+    engine.handle(req, body).await
+}
+
+fn text(body: String) -> HttpResponse {
+    HttpResponse::build(StatusCode::OK)
+        .content_type("text/plain; charset=UTF-8")
+        .body(body)
+}
+
+struct PollGuard<'a>(&'a Session);
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.0.state().poll_active = false;
+    }
+}
+
+struct PostGuard<'a>(&'a Session);
+
+impl Drop for PostGuard<'_> {
+    fn drop(&mut self) {
+        self.0.state().post_active = false;
+    }
+}
+
+/// A long-polling GET: waits for packets, then answers them all as one payload.
+async fn poll(session: Arc<Session>) -> Result<HttpResponse, EngineError> {
+    {
+        let mut st = session.state();
+        if st.transport != TransportKind::Polling {
+            return Err(EngineError::BadRequest);
+        }
+        if st.poll_active {
+            // A second concurrent poll: the protocol says the session is over.
+            st.outbox.push_back(Packet::Close);
+            drop(st);
+            session.close(CloseReason::TransportError);
+            return Err(EngineError::BadRequest);
+        }
+        if st.closed.is_some() && st.outbox.is_empty() {
+            drop(st);
+            session.engine.remove(&session.sid);
+            return Err(EngineError::UnknownSid);
+        }
+        st.poll_active = true;
+    }
+    let _poll = PollGuard(&session);
+    loop {
+        let woken = session.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        {
+            let mut st = session.state();
+            if !st.outbox.is_empty() {
+                let body = packet::encode_payload(st.outbox.iter());
+                st.outbox.clear();
+                let closed = st.closed.is_some();
+                drop(st);
+                if closed {
+                    session.engine.remove(&session.sid);
+                }
+                return Ok(text(body));
+            }
+            if st.closed.is_some() {
+                drop(st);
+                session.engine.remove(&session.sid);
+                return Ok(text(Packet::Close.encode()));
+            }
+            if st.upgrade == Upgrade::Probed || st.transport != TransportKind::Polling {
+                return Ok(text(Packet::Noop.encode()));
+            }
+        }
+        woken.await;
+    }
+}
+
+/// One packet from the client, whichever transport brought it.
+fn inbound(session: &Arc<Session>, packet: Packet) {
+    match packet {
+        Packet::Message(text) => session.deliver(Message::Text(text)),
+        Packet::Binary(bytes) => session.deliver(Message::Binary(bytes)),
+        Packet::Pong => session.pong_received(),
+        Packet::Close => session.close(CloseReason::ClientClose),
+        Packet::Ping => {
+            let _ = session.push([Packet::Pong]);
+        }
+        Packet::Open(_)
+        | Packet::PingProbe
+        | Packet::PongProbe
+        | Packet::Upgrade
+        | Packet::Noop => {}
+    }
+}
+
+/// The server pings every `ping_interval`; no pong within `ping_timeout` ends the
+/// session. Deadlines count from the handshake, as the client's own timer does.
+async fn heartbeat(session: Arc<Session>) {
+    let interval = session.engine.config.ping_interval;
+    let wait = session.engine.config.ping_timeout;
+    let mut next_ping = Instant::now() + interval;
+    loop {
+        let closed = session.pong.notified();
+        tokio::pin!(closed);
+        closed.as_mut().enable();
+        if session.is_closed() {
+            break;
+        }
+        tokio::select! {
+            _ = sleep_until(next_ping) => {}
+            _ = &mut closed => continue,
+        }
+        // Deadlines follow the schedule, not the timer's late wake-up, so a client
+        // that keeps to its own clock is never surprised.
+        let deadline = next_ping + wait;
+        {
+            let mut st = session.state();
+            if st.closed.is_some() {
+                break;
+            }
+            st.awaiting_pong = true;
+            st.pong_deadline = Some(deadline);
+        }
+        tracing::debug!(sid = %session.sid, elapsed_ms = session.handshake.issued_at.elapsed().as_millis() as u64, "ping");
+        if session.push([Packet::Ping]).is_err() {
+            break;
+        }
+        loop {
+            let pong = session.pong.notified();
+            tokio::pin!(pong);
+            pong.as_mut().enable();
+            {
+                let st = session.state();
+                if st.closed.is_some() || !st.awaiting_pong {
+                    break;
+                }
+            }
+            if timeout(deadline.saturating_duration_since(Instant::now()), pong)
+                .await
+                .is_err()
+            {
+                session.close(CloseReason::PingTimeout);
+                break;
+            }
+        }
+        if session.is_closed() {
+            break;
+        }
+        next_ping = Instant::now() + interval;
+    }
+    // A closed polling session may be kept for its last packets; do not keep it forever.
+    sleep(wait).await;
+    session.engine.remove(&session.sid);
+}
+
+type WsStream = actix_ws::MessageStream;
+
+/// A session that opened directly over WebSocket.
+async fn websocket_session(
+    engine: Engine,
+    session: Arc<Session>,
+    mut ws: actix_ws::Session,
+    stream: WsStream,
+    open: Packet,
+) {
+    if ws.text(open.encode()).await.is_err() {
+        session.close(CloseReason::TransportClose);
+        return;
+    }
+    engine.0.handler.on_open(&EngineSocket(session.clone()));
+    run_websocket(session, ws, stream).await;
+}
+
+/// The upgrade of a polling session: probe, noop to the pending poll, switch.
+async fn upgrade(session: Arc<Session>, mut ws: actix_ws::Session, mut stream: WsStream) {
+    let deadline = Instant::now() + session.engine.config.ping_timeout;
+    let upgraded = loop {
+        let frame = match timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            stream.next(),
+        )
+        .await
+        {
+            Ok(Some(Ok(frame))) => frame,
+            _ => break false,
+        };
+        let actix_ws::Message::Text(text) = frame else {
+            if matches!(frame, actix_ws::Message::Close(_)) {
+                break false;
+            }
+            continue;
+        };
+        match Packet::decode(&text) {
+            Ok(Packet::PingProbe) => {
+                if ws.text(Packet::PongProbe.encode()).await.is_err() {
+                    break false;
+                }
+                session.state().upgrade = Upgrade::Probed;
+                session.wake.notify_waiters();
+            }
+            Ok(Packet::Upgrade) if session.state().upgrade == Upgrade::Probed => {
+                let mut st = session.state();
+                if st.closed.is_some() {
+                    break false;
+                }
+                st.transport = TransportKind::WebSocket;
+                st.upgrade = Upgrade::None;
+                break true;
+            }
+            _ => break false,
+        }
+    };
+    if !upgraded {
+        {
+            let mut st = session.state();
+            if st.transport == TransportKind::Polling {
+                st.upgrade = Upgrade::None;
+            }
+        }
+        session.wake.notify_waiters();
+        let _ = ws.close(None).await;
+        return;
+    }
+    // The last poll may still be waiting: let it go with a noop.
+    session.wake.notify_waiters();
+    run_websocket(session, ws, stream).await;
+}
+
+/// Reads frames and writes queued packets until either side ends the session.
+async fn run_websocket(session: Arc<Session>, mut ws: actix_ws::Session, mut stream: WsStream) {
+    loop {
+        let woken = session.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let (batch, closed) = {
+            let mut st = session.state();
+            (std::mem::take(&mut st.outbox), st.closed)
+        };
+        for packet in batch {
+            let sent = match packet {
+                Packet::Binary(bytes) => ws.binary(bytes).await,
+                other => ws.text(other.encode()).await,
+            };
+            if sent.is_err() {
+                session.close(CloseReason::TransportClose);
+                return;
+            }
+        }
+        if closed.is_some() {
+            break;
+        }
+        let may_read = !session.inbound_full();
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = session.wait_inbound_space(), if !may_read => {}
+            frame = stream.next(), if may_read => match frame {
+                Some(Ok(actix_ws::Message::Text(text))) => match Packet::decode(&text) {
+                    Ok(packet) => inbound(&session, packet),
+                    Err(_) => session.close(CloseReason::ParseError),
+                },
+                Some(Ok(actix_ws::Message::Binary(bytes))) => {
+                    session.deliver(Message::Binary(bytes));
+                }
+                Some(Ok(actix_ws::Message::Ping(bytes))) => {
+                    let _ = ws.pong(&bytes).await;
+                }
+                Some(Ok(actix_ws::Message::Close(_))) | None => {
+                    session.close(CloseReason::TransportClose);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                    session.close(CloseReason::TransportError);
+                    let _ = ws
+                        .close(Some(actix_ws::CloseReason {
+                            code: actix_ws::CloseCode::Size,
+                            description: Some("message too big".into()),
+                        }))
+                        .await;
+                    return;
+                }
+                Some(Err(_)) => session.close(CloseReason::TransportError),
+            },
+        }
+    }
+    let _ = ws.close(None).await;
+}

@@ -1,0 +1,211 @@
+//! The `Adapter` seam: every room membership change and every broadcast of a namespace
+//! goes through it. [`MemoryAdapter`] serves one tete instance; an adapter backed by a
+//! shared bus (e.g. Redis pub/sub) can implement the same trait for several instances,
+//! without any change to the handlers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::engineio::{Message, Sid};
+
+/// A room name.
+pub type Room = String;
+
+/// Who a broadcast goes to: members of any of `rooms` (everybody in the namespace
+/// when empty), except the sockets in `except`.
+#[derive(Debug, Clone, Default)]
+pub struct BroadcastOptions {
+    pub rooms: Vec<Room>,
+    pub except: Vec<Sid>,
+}
+
+/// An encoded packet ready to be written to each recipient.
+#[derive(Debug, Clone)]
+pub struct OutgoingPacket {
+    pub text: String,
+    pub attachments: Vec<bytes::Bytes>,
+}
+
+impl OutgoingPacket {
+    pub fn messages(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::once(Message::Text(self.text.clone()))
+            .chain(self.attachments.iter().map(|b| Message::Binary(b.clone())))
+    }
+}
+
+/// The sockets of this instance, as the adapter reaches them.
+pub trait LocalSockets {
+    /// Writes the packet to one local socket; unknown or gone sockets are skipped.
+    fn deliver(&self, sid: Sid, packet: &OutgoingPacket);
+}
+
+/// Room membership and broadcast for one namespace.
+pub trait Adapter: Send + Sync + 'static {
+    fn join(&self, sid: Sid, room: &str);
+    fn leave(&self, sid: Sid, room: &str);
+    /// Removes the socket from every room (it disconnected).
+    fn leave_all(&self, sid: Sid);
+    fn rooms_of(&self, sid: Sid) -> Vec<Room>;
+    /// The local sockets in any of `rooms`.
+    fn sockets_in(&self, rooms: &[Room]) -> Vec<Sid>;
+    /// Delivers the packet to every matching socket (locally through `local`; a
+    /// multi-instance adapter also forwards it to the other instances).
+    fn broadcast(&self, packet: &OutgoingPacket, opts: &BroadcastOptions, local: &dyn LocalSockets);
+    /// All local sockets known to the adapter (for a namespace-wide broadcast).
+    fn all_sockets(&self) -> Vec<Sid>;
+}
+
+#[derive(Default)]
+struct Rooms {
+    members: HashMap<Room, HashSet<Sid>>,
+    of_socket: HashMap<Sid, Vec<Room>>,
+}
+
+/// Membership kept in this process's memory.
+#[derive(Default)]
+pub struct MemoryAdapter {
+    // A std mutex: map updates only, never held across an await or a delivery.
+    rooms: Mutex<Rooms>,
+}
+
+impl MemoryAdapter {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, Rooms> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Adapter for MemoryAdapter {
+    fn join(&self, sid: Sid, room: &str) {
+        let mut r = self.rooms();
+        if r.members.entry(room.to_owned()).or_default().insert(sid) {
+            r.of_socket.entry(sid).or_default().push(room.to_owned());
+        }
+    }
+
+    fn leave(&self, sid: Sid, room: &str) {
+        let mut r = self.rooms();
+        if let Some(set) = r.members.get_mut(room) {
+            set.remove(&sid);
+            if set.is_empty() {
+                r.members.remove(room);
+            }
+        }
+        if let Some(list) = r.of_socket.get_mut(&sid) {
+            list.retain(|x| x != room);
+            if list.is_empty() {
+                r.of_socket.remove(&sid);
+            }
+        }
+    }
+
+    fn leave_all(&self, sid: Sid) {
+        let mut r = self.rooms();
+        let Some(list) = r.of_socket.remove(&sid) else {
+            return;
+        };
+        for room in list {
+            if let Some(set) = r.members.get_mut(&room) {
+                set.remove(&sid);
+                if set.is_empty() {
+                    r.members.remove(&room);
+                }
+            }
+        }
+    }
+
+    fn rooms_of(&self, sid: Sid) -> Vec<Room> {
+        self.rooms()
+            .of_socket
+            .get(&sid)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn sockets_in(&self, rooms: &[Room]) -> Vec<Sid> {
+        let r = self.rooms();
+        let mut out: Vec<Sid> = Vec::new();
+        for room in rooms {
+            if let Some(set) = r.members.get(room) {
+                for sid in set {
+                    if !out.contains(sid) {
+                        out.push(*sid);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn broadcast(
+        &self,
+        packet: &OutgoingPacket,
+        opts: &BroadcastOptions,
+        local: &dyn LocalSockets,
+    ) {
+        let targets = if opts.rooms.is_empty() {
+            self.all_sockets()
+        } else {
+            self.sockets_in(&opts.rooms)
+        };
+        for sid in targets {
+            if !opts.except.contains(&sid) {
+                local.deliver(sid, packet);
+            }
+        }
+    }
+
+    fn all_sockets(&self) -> Vec<Sid> {
+        self.rooms().of_socket.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    struct Recorder(RefCell<Vec<Sid>>);
+    impl LocalSockets for Recorder {
+        fn deliver(&self, sid: Sid, _: &OutgoingPacket) {
+            self.0.borrow_mut().push(sid);
+        }
+    }
+
+    #[test]
+    fn broadcast_reaches_room_members_except_the_excluded() {
+        let a = MemoryAdapter::default();
+        let (s1, s2, s3) = (Sid::random(), Sid::random(), Sid::random());
+        a.join(s1, "r");
+        a.join(s2, "r");
+        a.join(s3, "other");
+        let rec = Recorder(RefCell::new(vec![]));
+        let packet = OutgoingPacket {
+            text: "2[\"x\"]".into(),
+            attachments: vec![],
+        };
+        a.broadcast(
+            &packet,
+            &BroadcastOptions {
+                rooms: vec!["r".into()],
+                except: vec![s1],
+            },
+            &rec,
+        );
+        assert_eq!(*rec.0.borrow(), vec![s2]);
+    }
+
+    #[test]
+    fn leaving_removes_membership_and_empty_rooms() {
+        let a = MemoryAdapter::default();
+        let s = Sid::random();
+        a.join(s, "r1");
+        a.join(s, "r2");
+        a.join(s, "r2");
+        assert_eq!(a.rooms_of(s), vec!["r1".to_string(), "r2".to_string()]);
+        a.leave(s, "r1");
+        assert_eq!(a.rooms_of(s), vec!["r2".to_string()]);
+        a.leave_all(s);
+        assert!(a.rooms_of(s).is_empty());
+        assert!(a.sockets_in(&["r2".into()]).is_empty());
+    }
+}

@@ -1,0 +1,24 @@
+//! Socket.IO v5 on top of Engine.IO: namespaces, events, acks both ways, binary
+//! attachments, rooms through the [`Adapter`] seam.
+//!
+//! - [`packet`]: the pure packet codec.
+//! - [`server`]: the server and its per-connection client.
+//! - [`namespace`]: connect checks, handlers, sockets of a namespace.
+//! - [`socket`]: one client in one namespace; emit, ack, rooms.
+//! - [`adapter`]: room membership and broadcast.
+//!
+//! It imports nothing from the chat, the store or the routes.
+
+pub mod adapter;
+pub mod namespace;
+pub mod packet;
+pub mod server;
+pub mod socket;
+
+pub use adapter::{Adapter, BroadcastOptions, MemoryAdapter, OutgoingPacket};
+pub use namespace::{ConnectRefusal, ConnectRequest, Namespace, NamespaceBuilder};
+pub use server::{SocketIo, SocketIoBuilder, SocketIoConfig};
+pub use socket::{
+    AckError, AckResponse, AckSender, ArgError, Broadcast, DisconnectReason, EmitError, Event,
+    Socket,
+};

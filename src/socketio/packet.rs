@@ -1,0 +1,468 @@
+//! The Socket.IO v5 packet codec: pure functions, no I/O.
+//!
+//! Wire form: `<type>[<attachments>-][/<namespace>,][<ack id>][<JSON data>]`, types
+//! 0 CONNECT, 1 DISCONNECT, 2 EVENT, 3 ACK, 4 CONNECT_ERROR, 5 BINARY_EVENT,
+//! 6 BINARY_ACK. The main namespace `/` is left out. Binary attachments follow a binary
+//! packet as separate Engine.IO binary messages and stand in the JSON as
+//! `{"_placeholder":true,"num":N}`; this codec keeps placeholders as they are.
+//!
+//! Examples: `0` (connect to `/`), `0/admin,{"token":"x"}`, `2["hello",1]`,
+//! `2/chat,12["msg",{"a":1}]`, `3/chat,12[true]`, `51-["up",{"_placeholder":true,"num":0}]`,
+//! `4{"message":"Invalid namespace"}`.
+
+use serde_json::value::RawValue;
+
+/// The main namespace.
+pub const MAIN_NAMESPACE: &str = "/";
+
+/// One decoded Socket.IO packet.
+#[derive(Debug)]
+pub enum Packet {
+    Connect {
+        nsp: String,
+        /// The handshake `auth` object, if any.
+        auth: Option<Box<RawValue>>,
+    },
+    Disconnect {
+        nsp: String,
+    },
+    Event {
+        nsp: String,
+        id: Option<u64>,
+        event: String,
+        /// The arguments after the event name, as raw JSON.
+        args: Vec<Box<RawValue>>,
+        /// How many binary attachments follow (0 for a plain EVENT).
+        attachments: usize,
+    },
+    Ack {
+        nsp: String,
+        id: u64,
+        args: Vec<Box<RawValue>>,
+        attachments: usize,
+    },
+    ConnectError {
+        nsp: String,
+        data: Box<RawValue>,
+    },
+}
+
+/// Why a text is not a Socket.IO packet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty packet")]
+    Empty,
+    #[error("unknown packet type {0:?}")]
+    UnknownType(char),
+    #[error("invalid attachment count")]
+    Attachments,
+    #[error("invalid payload for a {0} packet")]
+    Payload(&'static str),
+    #[error("invalid ack id")]
+    AckId,
+}
+
+const MAX_ATTACHMENTS: usize = 1024;
+
+impl Packet {
+    /// The namespace the packet is for.
+    pub fn nsp(&self) -> &str {
+        match self {
+            Packet::Connect { nsp, .. }
+            | Packet::Disconnect { nsp }
+            | Packet::Event { nsp, .. }
+            | Packet::Ack { nsp, .. }
+            | Packet::ConnectError { nsp, .. } => nsp,
+        }
+    }
+
+    /// Decodes the text part of a packet.
+    pub fn decode(text: &str) -> Result<Packet, DecodeError> {
+        let bytes = text.as_bytes();
+        let kind = *bytes.first().ok_or(DecodeError::Empty)?;
+        if !(b'0'..=b'6').contains(&kind) {
+            let c = text.chars().next().unwrap_or('?');
+            return Err(DecodeError::UnknownType(c));
+        }
+        let mut i = 1;
+        let mut attachments = 0usize;
+        if kind == b'5' || kind == b'6' {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == start || i >= bytes.len() || bytes[i] != b'-' {
+                return Err(DecodeError::Attachments);
+            }
+            attachments = text[start..i]
+                .parse()
+                .map_err(|_| DecodeError::Attachments)?;
+            if attachments > MAX_ATTACHMENTS {
+                return Err(DecodeError::Attachments);
+            }
+            i += 1;
+        }
+        let mut nsp = MAIN_NAMESPACE.to_owned();
+        if i < bytes.len() && bytes[i] == b'/' {
+            let start = i;
+            while i < bytes.len() && bytes[i] != b',' {
+                i += 1;
+            }
+            nsp = text[start..i].to_owned();
+            if i < bytes.len() {
+                i += 1; // the comma
+            }
+        }
+        let id_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let id = if i > id_start {
+            Some(
+                text[id_start..i]
+                    .parse::<u64>()
+                    .map_err(|_| DecodeError::AckId)?,
+            )
+        } else {
+            None
+        };
+        let data = &text[i..];
+        match kind {
+            b'0' => {
+                if id.is_some() {
+                    return Err(DecodeError::Payload("CONNECT"));
+                }
+                let auth = if data.is_empty() {
+                    None
+                } else {
+                    let raw = raw(data).ok_or(DecodeError::Payload("CONNECT"))?;
+                    if !raw.get().starts_with('{') {
+                        return Err(DecodeError::Payload("CONNECT"));
+                    }
+                    Some(raw)
+                };
+                Ok(Packet::Connect { nsp, auth })
+            }
+            b'1' => {
+                if !data.is_empty() || id.is_some() {
+                    return Err(DecodeError::Payload("DISCONNECT"));
+                }
+                Ok(Packet::Disconnect { nsp })
+            }
+            b'2' | b'5' => {
+                let name = if kind == b'2' {
+                    "EVENT"
+                } else {
+                    "BINARY_EVENT"
+                };
+                let mut args: Vec<Box<RawValue>> =
+                    serde_json::from_str(data).map_err(|_| DecodeError::Payload(name))?;
+                if args.is_empty() {
+                    return Err(DecodeError::Payload(name));
+                }
+                let first = args.remove(0);
+                let event: String =
+                    serde_json::from_str(first.get()).map_err(|_| DecodeError::Payload(name))?;
+                Ok(Packet::Event {
+                    nsp,
+                    id,
+                    event,
+                    args,
+                    attachments,
+                })
+            }
+            b'3' | b'6' => {
+                let name = if kind == b'3' { "ACK" } else { "BINARY_ACK" };
+                let id = id.ok_or(DecodeError::AckId)?;
+                let args: Vec<Box<RawValue>> =
+                    serde_json::from_str(data).map_err(|_| DecodeError::Payload(name))?;
+                Ok(Packet::Ack {
+                    nsp,
+                    id,
+                    args,
+                    attachments,
+                })
+            }
+            _ => {
+                let data = raw(data).ok_or(DecodeError::Payload("CONNECT_ERROR"))?;
+                Ok(Packet::ConnectError { nsp, data })
+            }
+        }
+    }
+}
+
+fn raw(data: &str) -> Option<Box<RawValue>> {
+    serde_json::from_str::<Box<RawValue>>(data).ok()
+}
+
+/// Writes the header of a packet: type, attachments, namespace, ack id.
+fn header(out: &mut String, kind: u8, attachments: usize, nsp: &str, id: Option<u64>) {
+    use std::fmt::Write as _;
+    out.push(char::from(kind));
+    if attachments > 0 {
+        let _ = write!(out, "{attachments}-");
+    }
+    if nsp != MAIN_NAMESPACE {
+        out.push_str(nsp);
+        out.push(',');
+    }
+    if let Some(id) = id {
+        let _ = write!(out, "{id}");
+    }
+}
+
+/// `0/nsp,{"sid":…}`: the namespace accepted the client.
+pub fn encode_connect(nsp: &str, sid: &str) -> String {
+    let mut out = String::with_capacity(nsp.len() + sid.len() + 12);
+    header(&mut out, b'0', 0, nsp, None);
+    out.push_str("{\"sid\":\"");
+    out.push_str(sid);
+    out.push_str("\"}");
+    out
+}
+
+/// `1/nsp,`: the server disconnected the client from the namespace.
+pub fn encode_disconnect(nsp: &str) -> String {
+    let mut out = String::with_capacity(nsp.len() + 2);
+    header(&mut out, b'1', 0, nsp, None);
+    out
+}
+
+/// `4/nsp,{"message":…}`: the namespace refused the client.
+pub fn encode_connect_error(nsp: &str, message: &str, data: Option<&RawValue>) -> String {
+    let mut out = String::new();
+    header(&mut out, b'4', 0, nsp, None);
+    let body = match data {
+        Some(data) => serde_json::json!({ "message": message, "data": data }),
+        None => serde_json::json!({ "message": message }),
+    };
+    out.push_str(&body.to_string());
+    out
+}
+
+/// An EVENT (or BINARY_EVENT when `attachments > 0`) whose JSON array text (event
+/// name first) is written by `write_array`.
+pub fn encode_event_with(
+    nsp: &str,
+    id: Option<u64>,
+    attachments: usize,
+    write_array: impl FnOnce(&mut String),
+) -> String {
+    let mut out = String::with_capacity(64);
+    let kind = if attachments > 0 { b'5' } else { b'2' };
+    header(&mut out, kind, attachments, nsp, id);
+    write_array(&mut out);
+    out
+}
+
+/// An ACK (or BINARY_ACK) carrying the JSON array text written by `write_array`.
+pub fn encode_ack_with(
+    nsp: &str,
+    id: u64,
+    attachments: usize,
+    write_array: impl FnOnce(&mut String),
+) -> String {
+    let mut out = String::with_capacity(32);
+    let kind = if attachments > 0 { b'6' } else { b'3' };
+    header(&mut out, kind, attachments, nsp, Some(id));
+    write_array(&mut out);
+    out
+}
+
+/// Writes `["event",arg1,arg2…]` from raw JSON arguments.
+pub fn write_event_array(out: &mut String, event: &str, args: &[Box<RawValue>]) {
+    out.push('[');
+    push_json_string(out, event);
+    for arg in args {
+        out.push(',');
+        out.push_str(arg.get());
+    }
+    out.push(']');
+}
+
+/// Writes `[arg1,arg2…]` from raw JSON arguments.
+pub fn write_args_array(out: &mut String, args: &[Box<RawValue>]) {
+    out.push('[');
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(arg.get());
+    }
+    out.push(']');
+}
+
+/// Appends a JSON string literal.
+pub fn push_json_string(out: &mut String, s: &str) {
+    // Serializing a &str into a String cannot fail.
+    if let Ok(quoted) = serde_json::to_string(s) {
+        out.push_str(&quoted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn args(json: &str) -> Vec<Box<RawValue>> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn connect_packets_decode_with_and_without_auth() {
+        match Packet::decode("0").unwrap() {
+            Packet::Connect { nsp, auth } => {
+                assert_eq!(nsp, "/");
+                assert!(auth.is_none());
+            }
+            p => panic!("{p:?}"),
+        }
+        match Packet::decode(r#"0/custom,{"token":"abc"}"#).unwrap() {
+            Packet::Connect { nsp, auth } => {
+                assert_eq!(nsp, "/custom");
+                assert_eq!(auth.unwrap().get(), r#"{"token":"abc"}"#);
+            }
+            p => panic!("{p:?}"),
+        }
+        assert!(matches!(
+            Packet::decode("0/custom").unwrap(),
+            Packet::Connect { nsp, .. } if nsp == "/custom"
+        ));
+    }
+
+    #[test]
+    fn events_decode_with_namespace_and_ack_id() {
+        match Packet::decode(r#"2/chat,12["msg",{"a":1},"x"]"#).unwrap() {
+            Packet::Event {
+                nsp,
+                id,
+                event,
+                args,
+                attachments,
+            } => {
+                assert_eq!(nsp, "/chat");
+                assert_eq!(id, Some(12));
+                assert_eq!(event, "msg");
+                assert_eq!(args.len(), 2);
+                assert_eq!(args[0].get(), r#"{"a":1}"#);
+                assert_eq!(attachments, 0);
+            }
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
+    fn binary_events_count_their_attachments() {
+        match Packet::decode(
+            r#"52-789["m",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+        )
+        .unwrap()
+        {
+            Packet::Event {
+                id, attachments, ..
+            } => {
+                assert_eq!(id, Some(789));
+                assert_eq!(attachments, 2);
+            }
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
+    fn acks_need_an_id() {
+        assert!(matches!(
+            Packet::decode(r#"3/chat,5[true]"#).unwrap(),
+            Packet::Ack { id: 5, .. }
+        ));
+        assert_eq!(Packet::decode("3[true]").unwrap_err(), DecodeError::AckId);
+    }
+
+    #[test]
+    fn malformed_packets_are_errors() {
+        assert_eq!(Packet::decode("").unwrap_err(), DecodeError::Empty);
+        assert!(matches!(
+            Packet::decode("abc").unwrap_err(),
+            DecodeError::UnknownType('a')
+        ));
+        assert!(Packet::decode("2{}").is_err());
+        assert!(Packet::decode("2[]").is_err());
+        assert!(Packet::decode("2[1]").is_err());
+        assert!(Packet::decode(r#"2abc["message-with-ack",1]"#).is_err());
+        assert!(Packet::decode("5[\"x\"]").is_err());
+        assert!(Packet::decode("0[1]").is_err());
+        assert!(Packet::decode("1x").is_err());
+        assert!(Packet::decode("299999999999999999999999[\"a\"]").is_err());
+    }
+
+    #[test]
+    fn outgoing_packets_have_their_exact_wire_form() {
+        assert_eq!(encode_connect("/", "abc"), r#"0{"sid":"abc"}"#);
+        assert_eq!(
+            encode_connect("/custom", "abc"),
+            r#"0/custom,{"sid":"abc"}"#
+        );
+        assert_eq!(encode_disconnect("/"), "1");
+        assert_eq!(encode_disconnect("/socket"), "1/socket,");
+        assert_eq!(
+            encode_connect_error("/random", "Invalid namespace", None),
+            r#"4/random,{"message":"Invalid namespace"}"#
+        );
+        let a = args(r#"[1,"2",{"3":[true]}]"#);
+        assert_eq!(
+            encode_event_with("/", None, 0, |o| write_event_array(o, "message-back", &a)),
+            r#"2["message-back",1,"2",{"3":[true]}]"#
+        );
+        assert_eq!(
+            encode_ack_with("/", 456, 0, |o| write_args_array(o, &a)),
+            r#"3456[1,"2",{"3":[true]}]"#
+        );
+        let p = args(r#"[{"_placeholder":true,"num":0}]"#);
+        assert_eq!(
+            encode_ack_with("/", 789, 1, |o| write_args_array(o, &p)),
+            r#"61-789[{"_placeholder":true,"num":0}]"#
+        );
+        assert_eq!(
+            encode_event_with("/socket", Some(3), 0, |o| write_event_array(o, "a\"b", &[])),
+            r#"2/socket,3["a\"b"]"#
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn events_round_trip(
+            nsp in "(/[a-z]{1,8})?",
+            id in proptest::option::of(0u64..1_000_000),
+            event in "[^\u{0}]{0,12}",
+            nums in proptest::collection::vec(any::<i32>(), 0..4),
+        ) {
+            let nsp = if nsp.is_empty() { "/".to_string() } else { nsp };
+            let raw: Vec<Box<RawValue>> = nums
+                .iter()
+                .map(|n| RawValue::from_string(n.to_string()).unwrap())
+                .collect();
+            let wire = encode_event_with(&nsp, id, 0, |o| write_event_array(o, &event, &raw));
+            match Packet::decode(&wire).unwrap() {
+                Packet::Event { nsp: n, id: i, event: e, args, .. } => {
+                    prop_assert_eq!(n, nsp);
+                    prop_assert_eq!(i, id);
+                    prop_assert_eq!(e, event);
+                    let back: Vec<String> = args.iter().map(|a| a.get().to_string()).collect();
+                    let want: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
+                    prop_assert_eq!(back, want);
+                }
+                p => prop_assert!(false, "{:?}", p),
+            }
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics_the_decoder(s in any::<String>()) {
+            let _ = Packet::decode(&s);
+        }
+
+        #[test]
+        fn arbitrary_packet_shaped_input_never_panics(s in "[0-6][0-9]{0,3}-?(/[a-z]{0,3},?)?[0-9]{0,5}.{0,20}") {
+            let _ = Packet::decode(&s);
+        }
+    }
+}
