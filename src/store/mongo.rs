@@ -25,6 +25,7 @@
 //! [`StoreError::Unavailable`] after the server-selection timeout
 //! ([`DEFAULT_SERVER_SELECTION_TIMEOUT`], or `serverSelectionTimeoutMS` in the URL).
 
+use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
@@ -44,6 +45,12 @@ pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
 const RACE_RETRIES: usize = 5;
 /// MongoDB's duplicate key error code.
 const DUPLICATE_KEY: i32 = 11000;
+/// MongoDB's write conflict error code: the write was not applied; it may be retried.
+const WRITE_CONFLICT: i32 = 112;
+/// How many times a write refused with a write conflict is tried again.
+const CONFLICT_RETRIES: u32 = 8;
+/// The pause before retrying a write conflict, times the attempt number.
+const CONFLICT_PAUSE: Duration = Duration::from_millis(10);
 
 /// The MongoDB store: a cheap-to-clone handle (the driver's client is an `Arc` inside).
 #[derive(Debug, Clone)]
@@ -64,7 +71,7 @@ impl MongoStore {
         };
         let mut options = ClientOptions::parse(url)
             .await
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| connect_error(e.kind.to_string()))?;
         let Some(name) = options.default_database.clone() else {
             return Err(StoreError::InvalidUrl {
                 url: redact(url),
@@ -78,7 +85,8 @@ impl MongoStore {
             .connect_timeout
             .get_or_insert(DEFAULT_SERVER_SELECTION_TIMEOUT);
         options.app_name.get_or_insert_with(|| "tete".to_owned());
-        let client = Client::with_options(options).map_err(|e| connect_error(e.to_string()))?;
+        let client =
+            Client::with_options(options).map_err(|e| connect_error(e.kind.to_string()))?;
         let db = client.database(&name);
         let store = MongoStore {
             rooms: db.collection("rooms"),
@@ -87,59 +95,65 @@ impl MongoStore {
             db,
         };
         store
-            .health()
+            .db
+            .run_command(doc! {"ping": 1})
             .await
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|e| connect_error(e.kind.to_string()))?;
         store
             .create_indexes()
             .await
-            .map_err(|e| connect_error(format!("creating indexes: {e}")))?;
+            .map_err(|e| connect_error(format!("creating indexes: {}", e.kind)))?;
         Ok(store)
     }
 
     async fn create_indexes(&self) -> mongodb::error::Result<()> {
-        let index = |keys: Document, options: IndexOptions| {
+        let index = |keys: Document, name: &str, unique: bool, partial: Option<Document>| {
+            let options = IndexOptions::builder()
+                .name(name.to_owned())
+                .unique(unique)
+                .partial_filter_expression(partial)
+                .build();
             IndexModel::builder().keys(keys).options(options).build()
         };
-        self.messages
-            .create_index(index(
-                doc! {"room": 1, "seq": 1},
-                IndexOptions::builder()
-                    .name("room_seq".to_owned())
-                    .unique(true)
-                    .build(),
-            ))
-            .await?;
-        self.messages
-            .create_index(index(
-                doc! {"room": 1, "client_id": 1},
-                IndexOptions::builder()
-                    .name("room_client_id".to_owned())
-                    .unique(true)
-                    .partial_filter_expression(doc! {"client_id": {"$exists": true}})
-                    .build(),
-            ))
-            .await?;
-        for (keys, name) in [
-            (doc! {"room": 1, "name": 1}, "room_name"),
-            (doc! {"room": 1, "token_hash": 1}, "room_token_hash"),
-            (doc! {"token_hash": 1}, "token_hash"),
-        ] {
-            self.users
-                .create_index(index(
-                    keys,
-                    IndexOptions::builder().name(name.to_owned()).build(),
-                ))
-                .await?;
+        let indexes = [
+            (
+                &self.messages,
+                index(doc! {"room": 1, "seq": 1}, "room_seq", true, None),
+            ),
+            (
+                &self.messages,
+                index(
+                    doc! {"room": 1, "client_id": 1},
+                    "room_client_id",
+                    true,
+                    Some(doc! {"client_id": {"$exists": true}}),
+                ),
+            ),
+            (
+                &self.users,
+                index(doc! {"room": 1, "name": 1}, "room_name", false, None),
+            ),
+            (
+                &self.users,
+                index(
+                    doc! {"room": 1, "token_hash": 1},
+                    "room_token_hash",
+                    false,
+                    None,
+                ),
+            ),
+            (
+                &self.users,
+                index(doc! {"token_hash": 1}, "token_hash", false, None),
+            ),
+            (
+                &self.rooms,
+                index(doc! {"last_message_at": 1}, "last_message_at", false, None),
+            ),
+        ];
+        for (collection, model) in indexes {
+            retrying_conflicts(|| collection.create_index(model.clone()).into_future()).await?;
         }
-        self.rooms
-            .create_index(index(
-                doc! {"last_message_at": 1},
-                IndexOptions::builder()
-                    .name("last_message_at".to_owned())
-                    .build(),
-            ))
-            .await?;
         Ok(())
     }
 
@@ -175,20 +189,19 @@ impl MongoStore {
                 joined_at: now_ms,
                 last_seen_at: now_ms,
             };
-            let inserted = self
-                .users
-                .insert_one(doc! {
-                    "_id": &seat,
-                    "room": &participant.room,
-                    "token_hash": &participant.token_hash,
-                    "name": &participant.name,
-                    "email_hash": &participant.email_hash,
-                    "avatar": &participant.avatar,
-                    "first_seq": participant.first_seq,
-                    "joined_at": participant.joined_at,
-                    "last_seen_at": participant.last_seen_at,
-                })
-                .await;
+            let seat_doc = doc! {
+                "_id": &seat,
+                "room": &participant.room,
+                "token_hash": &participant.token_hash,
+                "name": &participant.name,
+                "email_hash": &participant.email_hash,
+                "avatar": &participant.avatar,
+                "first_seq": participant.first_seq,
+                "joined_at": participant.joined_at,
+                "last_seen_at": participant.last_seen_at,
+            };
+            let inserted =
+                retrying_conflicts(|| self.users.insert_one(seat_doc.clone()).into_future()).await;
             match inserted {
                 Ok(_) => return Ok(participant),
                 Err(e) if is_duplicate_key(&e) => continue,
@@ -202,18 +215,20 @@ impl MongoStore {
 
     /// Creates the room if it does not exist; returns its document either way.
     async fn create_room(&self, room: &str, now_ms: i64) -> mongodb::error::Result<Document> {
-        let room_doc = self
-            .rooms
-            .find_one_and_update(
-                doc! {"_id": room},
-                doc! {
-                    "$min": {"created_at": now_ms},
-                    "$max": {"next_seq": 1_i64, "message_count": 0_i64},
-                },
-            )
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .await?;
+        let room_doc = retrying_conflicts(|| {
+            self.rooms
+                .find_one_and_update(
+                    doc! {"_id": room},
+                    doc! {
+                        "$min": {"created_at": now_ms},
+                        "$max": {"next_seq": 1_i64, "message_count": 0_i64},
+                    },
+                )
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .into_future()
+        })
+        .await?;
         room_doc.ok_or_else(|| {
             mongodb::error::Error::custom(format!("the upsert of room {room} returned nothing"))
         })
@@ -236,19 +251,21 @@ impl MongoStore {
         if let Some(stored) = self.find_by_client_id(&msg).await? {
             return Ok(stored);
         }
-        let room = self
-            .rooms
-            .find_one_and_update(
-                doc! {"_id": &msg.room},
-                doc! {
-                    "$inc": {"next_seq": 1_i64, "message_count": 1_i64},
-                    "$max": {"last_message_at": now_ms},
-                },
-            )
-            .return_document(ReturnDocument::After)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::RoomNotFound(msg.room.clone()))?;
+        let room = retrying_conflicts(|| {
+            self.rooms
+                .find_one_and_update(
+                    doc! {"_id": &msg.room},
+                    doc! {
+                        "$inc": {"next_seq": 1_i64, "message_count": 1_i64},
+                        "$max": {"last_message_at": now_ms},
+                    },
+                )
+                .return_document(ReturnDocument::After)
+                .into_future()
+        })
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::RoomNotFound(msg.room.clone()))?;
         let seq = get_i64(&room, "next_seq")? - 1;
         let id = message_id(&msg.room, seq);
         let mut message = doc! {
@@ -264,7 +281,7 @@ impl MongoStore {
         if let Some(client_id) = &msg.client_id {
             message.insert("client_id", client_id);
         }
-        match self.messages.insert_one(message).await {
+        match retrying_conflicts(|| self.messages.insert_one(message.clone()).into_future()).await {
             Ok(_) => Ok(StoredMessage {
                 id,
                 seq,
@@ -382,19 +399,14 @@ impl MongoStore {
 
     pub async fn erase_room(&self, room: &str) -> Result<bool, StoreError> {
         // The room goes first: from then on an append is refused (RoomNotFound).
-        let erased = self
-            .rooms
-            .delete_one(doc! {"_id": room})
+        let erased = retrying_conflicts(|| self.rooms.delete_one(doc! {"_id": room}).into_future())
             .await
             .map_err(unavailable)?;
-        self.users
-            .delete_many(doc! {"room": room})
-            .await
-            .map_err(unavailable)?;
-        self.messages
-            .delete_many(doc! {"room": room})
-            .await
-            .map_err(unavailable)?;
+        for collection in [&self.users, &self.messages] {
+            retrying_conflicts(|| collection.delete_many(doc! {"room": room}).into_future())
+                .await
+                .map_err(unavailable)?;
+        }
         Ok(erased.deleted_count > 0)
     }
 
@@ -407,6 +419,33 @@ impl MongoStore {
     }
 }
 
+/// Runs `op` again (a bounded number of times, with a short pause) while the server
+/// answers with a write conflict: the operation was not applied and may simply be retried.
+async fn retrying_conflicts<T, F, Fut>(mut op: F) -> mongodb::error::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = mongodb::error::Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if is_write_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(CONFLICT_PAUSE * attempt).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+fn is_write_conflict(error: &mongodb::error::Error) -> bool {
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == WRITE_CONFLICT,
+        ErrorKind::Command(e) => e.code == WRITE_CONFLICT,
+        _ => false,
+    }
+}
+
 fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     match error.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
@@ -415,8 +454,8 @@ fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     }
 }
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("MongoDB: {error}"))
+fn unavailable(error: mongodb::error::Error) -> StoreError {
+    StoreError::Unavailable(format!("MongoDB: {}", error.kind))
 }
 
 /// An integer field, whichever BSON integer type the server chose to keep it in.

@@ -2,6 +2,7 @@
 
 use tempfile::TempDir;
 use tete::store::{Joining, NewMessage, Store};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// A store that lives as long as this value (its temporary directory, if any, with it).
 pub struct TestStore {
@@ -9,7 +10,12 @@ pub struct TestStore {
     /// The MongoDB database to drop once the test passed.
     mongo: Option<(mongodb::Client, String)>,
     _dir: Option<TempDir>,
+    _turn: Option<MutexGuard<'static, ()>>,
 }
+
+/// MongoDB tests take turns: briskdb answers concurrent index builds and database drops
+/// (even of different databases) with "WriteConflict: database is busy".
+static MONGODB_TURN: Mutex<()> = Mutex::const_new(());
 
 impl TestStore {
     /// Drops the test's MongoDB database; SQLite files go with the temporary directory.
@@ -35,6 +41,7 @@ pub async fn sqlite() -> TestStore {
         store,
         mongo: None,
         _dir: Some(dir),
+        _turn: None,
     }
 }
 
@@ -68,6 +75,7 @@ pub fn with_database(uri: &str, name: &str) -> String {
 
 pub async fn mongo() -> Option<TestStore> {
     let uri = mongodb_uri()?;
+    let turn = MONGODB_TURN.lock().await;
     let name = format!("tete_test_{:016x}", rand::random::<u64>());
     let url = with_database(&uri, &name);
     let store = Store::connect(&url)
@@ -80,6 +88,7 @@ pub async fn mongo() -> Option<TestStore> {
         store,
         mongo: Some((client, name)),
         _dir: None,
+        _turn: Some(turn),
     })
 }
 
