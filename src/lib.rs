@@ -3,6 +3,7 @@
 //! Layout (dependencies point one way: routes/chat → socketio → engineio; chat → store):
 //! - `engineio`: Engine.IO v4 (transports, sessions, heartbeat).
 //! - `socketio`: Socket.IO v5 (namespaces, events, acks, rooms).
+//! - `store`: history in SQLite (default) or MongoDB.
 //! - `settings`: layered configuration.
 //! - `telemetry`: logging.
 //! - `startup`: the one place that builds the application.
@@ -13,4 +14,5 @@ pub mod routes;
 pub mod settings;
 pub mod socketio;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
