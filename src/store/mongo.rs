@@ -21,6 +21,10 @@
 //! same `client_id` race; and for a few milliseconds a message may be visible before a
 //! concurrent one with a smaller seq.
 //!
+//! A write refused with a write conflict (code 112: not applied) is tried again a few
+//! times with a short pause; a first join that loses a race on a unique key (duplicate
+//! key, code 11000) starts over, a bounded number of times.
+//!
 //! The driver reconnects by itself: while the server is down, operations fail with
 //! [`StoreError::Unavailable`] after the server-selection timeout
 //! ([`DEFAULT_SERVER_SELECTION_TIMEOUT`], or `serverSelectionTimeoutMS` in the URL).

@@ -634,34 +634,40 @@ fn append(
     let Some(room) = rooms.get(tx, &msg.room)? else {
         return Ok(Err(StoreError::RoomNotFound(msg.room.clone())));
     };
-    if let Some(client_id) = &msg.client_id {
+    let seq = room.next_seq;
+    // One statement on the usual path: a retried client id hits the unique index and
+    // inserts nothing, and only then is the stored message looked up.
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO messages (room_no, seq, user, avatar, text, ts, client_id, token_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            room.room_no,
+            seq,
+            msg.user,
+            msg.avatar,
+            msg.text,
+            now_ms,
+            msg.client_id,
+            msg.token_hash,
+        ])?;
+    if inserted == 0 {
         let stored = tx
             .prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_no = ?1 AND client_id = ?2"
             ))?
-            .query_row(params![room.room_no, client_id], |row| {
+            .query_row(params![room.room_no, msg.client_id], |row| {
                 message_from_row(&msg.room, row)
             })
             .optional()?;
-        if let Some(stored) = stored {
-            return Ok(Ok(stored));
-        }
+        return Ok(stored.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "message {} of room {} already exists",
+                seq, msg.room
+            ))
+        }));
     }
-    let seq = room.next_seq;
-    tx.prepare_cached(
-        "INSERT INTO messages (room_no, seq, user, avatar, text, ts, client_id, token_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        room.room_no,
-        seq,
-        msg.user,
-        msg.avatar,
-        msg.text,
-        now_ms,
-        msg.client_id,
-        msg.token_hash,
-    ])?;
     room.next_seq += 1;
     room.message_count += 1;
     room.last_message_at = Some(room.last_message_at.map_or(now_ms, |at| at.max(now_ms)));
