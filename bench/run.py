@@ -89,8 +89,10 @@ def pairs_case(load, timing, follows_saturation=False):
 
 
 def follow_saturation(cases, saturation):
-    """Re-aims the cases that offer the reference's saturation rate at `saturation`."""
-    for i, case in enumerate(cases):
+    """Re-aims the cases that offer the reference's saturation rate at `saturation`;
+    one that becomes the same as another case is dropped."""
+    for i in reversed(range(len(cases))):
+        case = cases[i]
         if not case.get("follows_saturation"):
             continue
         timing = {k: case[k] for k in ("warmup", "duration", "drain")}
@@ -98,6 +100,8 @@ def follow_saturation(cases, saturation):
             cases[i] = steady_case(saturation, timing)
         else:
             cases[i] = pairs_case(saturation, timing, follows_saturation=True)
+        if any(other["name"] == cases[i]["name"] for j, other in enumerate(cases) if j != i):
+            del cases[i]
 
 
 def case_budget(case):
@@ -542,7 +546,10 @@ def main():
 
     started = time.monotonic()
     results = {}
-    for case in cases:
+    index = 0
+    while index < len(cases):  # the list may shrink once the reference's flood is known
+        case = cases[index]
+        index += 1
         for server in servers:
             if args.wait_quiet > 0:
                 wait_quiet({args.server_core, args.loadgen_core}, args.wait_quiet)
