@@ -497,7 +497,7 @@ def main():
                         help="extra environment for tete in every case (repeatable)")
     parser.add_argument("--flood-env", action="append", metavar="KEY=VALUE",
                         help="extra environment for tete in the saturation cases only "
-                             "(flood, polling-flood): the per-client flood-limit override")
+                             "(flood, steady@…, polling-flood): the per-client flood-limit override")
     parser.add_argument("--no-tete-acks", action="store_true",
                         help="send tete's msg without an ack id")
     parser.add_argument("--saturation-rate", type=int, default=80000,
