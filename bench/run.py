@@ -241,7 +241,10 @@ def run_case(server, case, out_dir, server_core, loadgen_core):
         env=env, stdout=server_log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile,
         cwd=ROOT)
     try:
-        wait_ready(port, process)
+        try:
+            wait_ready(port, process)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; see {stem}.server.log") from error
         args = loadgen_args(case, port, process.pid, server.acks)
         log(f"{case['name']} on {server.name}: loadgen {' '.join(args)}")
         with open(f"{stem}.loadgen.log", "wb") as loadgen_log:
