@@ -5,6 +5,7 @@ mod sio;
 
 mod binary;
 mod chat;
+mod crash;
 mod health;
 mod pages;
 mod rest;

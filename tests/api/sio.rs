@@ -107,15 +107,19 @@ impl SioClient {
 
     /// Emits and waits for the acknowledgement's first argument.
     pub async fn emit_ack(&self, event: &str, data: Value) -> Value {
+        self.try_emit_ack(event, data, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no ack for {event} in time"))
+    }
+
+    /// Emits and waits up to `wait` for the acknowledgement; `None` if none came.
+    pub async fn try_emit_ack(&self, event: &str, data: Value, wait: Duration) -> Option<Value> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.acks.lock().await.insert(id, tx);
         let body = serde_json::to_string(&serde_json::json!([event, data])).unwrap();
         self.send_raw(&format!("2{NSP},{id}{body}"));
-        tokio::time::timeout(WAIT, rx)
-            .await
-            .unwrap_or_else(|_| panic!("no ack for {event} in time"))
-            .expect("ack")
+        tokio::time::timeout(wait, rx).await.ok()?.ok()
     }
 
     /// Waits for the next event called `name` (others are kept for later).
