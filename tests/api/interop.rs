@@ -24,6 +24,9 @@ use crate::node::{NodeOutcome, NodeProcess, run_node};
 /// watchdog fires earlier).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(30);
 
+/// How long the server may take to forget clients that have disconnected.
+const LEFTOVER_WAIT: Duration = Duration::from_secs(3);
+
 /// Numbers seen by the ordering scenario, kept per socket.
 #[derive(Default)]
 struct SeqLog {
@@ -105,8 +108,13 @@ fn handlers(ns: NamespaceBuilder) -> NamespaceBuilder {
                 let _ = ack.send(&sent);
             }
         })
-        .on("disconnect-me", |socket, _event| async move {
-            socket.disconnect(false);
+        .on("disconnect-me", |socket, event| async move {
+            let close_connection = event.data::<bool>().unwrap_or(false);
+            socket.disconnect(close_connection);
+        })
+        .on_disconnect(|socket, reason| async move {
+            let left = json!({ "id": socket.id().as_str(), "reason": reason.as_str() });
+            let _ = socket.namespace().to("watchers").emit("left", &left);
         })
         .on("seq", |socket, event| async move {
             let (Ok(n), Some(log)) = (event.data::<u64>(), socket.state::<SeqLog>()) else {
@@ -177,6 +185,7 @@ fn placeholder(num: usize) -> Box<RawValue> {
 struct InteropServer {
     port: u16,
     engine: Engine,
+    io: SocketIo,
     handle: ServerHandle,
 }
 
@@ -209,12 +218,34 @@ impl InteropServer {
         Ok(InteropServer {
             port,
             engine,
+            io,
             handle,
         })
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sessions and sockets still open: (Engine.IO sessions, sockets in `/`, in `/test`).
+    fn open_counts(&self) -> (usize, usize, usize) {
+        let sockets = |nsp: &str| self.io.of(nsp).map_or(0, |ns| ns.socket_count());
+        (self.engine.session_count(), sockets("/"), sockets("/test"))
+    }
+
+    /// Once every client has left, nothing of them remains on the server.
+    async fn assert_nothing_left(&self) {
+        let deadline = tokio::time::Instant::now() + LEFTOVER_WAIT;
+        while self.open_counts() != (0, 0, 0) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (sessions, main, test) = self.open_counts();
+        assert_eq!(
+            (sessions, main, test),
+            (0, 0, 0),
+            "left over after the clients disconnected: {sessions} sessions, \
+             {main} sockets in /, {test} in /test"
+        );
     }
 
     /// Stops as tete does: every session is closed, then the HTTP server stops.
@@ -259,6 +290,7 @@ fn config() -> EngineConfig {
 async fn scenario(name: &str, transport: &str) -> NodeOutcome {
     let server = InteropServer::start(config()).await;
     let outcome = run_scenario(&server, name, transport).await;
+    server.assert_nothing_left().await;
     server.stop().await;
     outcome
 }
@@ -325,6 +357,16 @@ async fn a_server_side_disconnect_reaches_a_polling_client_as_io_server_disconne
 }
 
 #[tokio::test]
+async fn the_server_sees_why_a_websocket_client_left() {
+    scenario("disconnect-reasons", "websocket").await;
+}
+
+#[tokio::test]
+async fn the_server_sees_why_a_polling_client_left() {
+    scenario("disconnect-reasons", "polling").await;
+}
+
+#[tokio::test]
 async fn messages_near_max_payload_arrive_whole_over_websocket() {
     scenario("large", "websocket").await;
 }
@@ -357,6 +399,7 @@ fn short_heartbeat() -> EngineConfig {
 async fn a_websocket_client_stays_connected_across_short_heartbeats() {
     let server = InteropServer::start(short_heartbeat()).await;
     run_scenario(&server, "heartbeat", "websocket").await;
+    server.assert_nothing_left().await;
     server.stop().await;
 }
 
@@ -364,6 +407,20 @@ async fn a_websocket_client_stays_connected_across_short_heartbeats() {
 async fn a_polling_client_stays_connected_across_short_heartbeats() {
     let server = InteropServer::start(short_heartbeat()).await;
     run_scenario(&server, "heartbeat", "polling").await;
+    server.assert_nothing_left().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_upgrade_keeps_every_message_while_heartbeats_cross_it() {
+    let server = InteropServer::start(EngineConfig {
+        ping_interval: Duration::from_millis(50),
+        ping_timeout: Duration::from_millis(1000),
+        ..EngineConfig::default()
+    })
+    .await;
+    run_scenario(&server, "upgrade", "default").await;
+    server.assert_nothing_left().await;
     server.stop().await;
 }
 
@@ -399,6 +456,7 @@ async fn client_reconnects_after_a_restart(transport: &str) {
     let restarted = restarted.expect("the port is free again after the stop");
     let outcome = node.finish(SCENARIO_LIMIT).await;
     assert_passed(&outcome, "restart", transport);
+    restarted.assert_nothing_left().await;
     restarted.stop().await;
 }
 

@@ -341,6 +341,12 @@ const scenarios = {
     assert.equal(reason, "io server disconnect");
     sameArgs(await echo(main, "still here"), ["still here"], "main namespace after /test left");
     assert.equal(manager.engine.readyState, "open", "the connection stays open");
+    // Now the server disconnects / and closes the connection: the client is told why.
+    const mainGone = next(main, "disconnect");
+    const engineClosed = next(manager.engine, "close");
+    main.emit("disconnect-me", true);
+    assert.equal((await mainGone)[0], "io server disconnect");
+    await engineClosed;
   },
 
   // Connect refusals: a bad auth token, an unknown namespace.
@@ -375,6 +381,46 @@ const scenarios = {
     socket.connect();
     await next(socket, "connect");
     sameArgs(await echo(socket, "back"), ["back"], "echo after a manual reconnect");
+  },
+
+  // The server's disconnect handler sees why each client left (it tells the room
+  // `watchers`), and a server-side disconnect may close the whole connection.
+  async "disconnect-reasons"() {
+    const watcher = await connect();
+    assert.equal(await watcher.timeout(STEP_MS).emitWithAck("join", "watchers"), "watchers");
+    const leaves = [];
+    watcher.on("left", (left) => leaves.push(left));
+    const leaving = async (client, act) => {
+      const before = leaves.length;
+      const id = client.id;
+      act(client);
+      const deadline = Date.now() + STEP_MS;
+      while (leaves.length === before && Date.now() < deadline) await sleep(5);
+      assert.equal(leaves.length, before + 1, `one 'left' for ${id}`);
+      assert.equal(leaves[before].id, id, "the socket that left");
+      return leaves[before].reason;
+    };
+
+    const b = await connect();
+    assert.equal(await leaving(b, (s) => s.disconnect()), "client namespace disconnect");
+
+    const c = await connect();
+    assert.equal(await leaving(c, (s) => s.io.engine.close()), "transport close");
+
+    const d = await connect();
+    const dGone = next(d, "disconnect");
+    assert.equal(await leaving(d, (s) => s.emit("disconnect-me")), "server namespace disconnect");
+    assert.equal((await dGone)[0], "io server disconnect");
+
+    // Closing the connection too: the client must still hear "io server disconnect"
+    // (once), not "transport close", or it would reconnect by itself.
+    const e = await connect("/test", { reconnection: true, reconnectionDelay: 50 });
+    const eReasons = [];
+    e.on("disconnect", (reason) => eReasons.push(reason));
+    assert.equal(await leaving(e, (s) => s.emit("disconnect-me", true)), "server namespace disconnect");
+    await silence(e, "connect", 500);
+    assert.deepEqual(eReasons, ["io server disconnect"], "the client's disconnect reasons");
+    assert.equal(e.active, false, "no reconnection after a server disconnect");
   },
 
   // A message close to maxPayload goes and comes back whole.
