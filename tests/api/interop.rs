@@ -24,8 +24,10 @@ use crate::node::{NodeOutcome, NodeProcess, run_node};
 /// watchdog fires earlier).
 const SCENARIO_LIMIT: Duration = Duration::from_secs(30);
 
-/// How long the server may take to forget clients that have disconnected.
-const LEFTOVER_WAIT: Duration = Duration::from_secs(3);
+/// How long the server may take to forget clients that have disconnected: a polling
+/// client's last request may not have reached it, then the heartbeat (see `config`)
+/// ends the session.
+const LEFTOVER_WAIT: Duration = Duration::from_secs(4);
 
 /// Numbers seen by the ordering scenario, kept per socket.
 #[derive(Default)]
@@ -282,9 +284,15 @@ fn assert_passed(outcome: &NodeOutcome, scenario: &str, transport: &str) {
     );
 }
 
-/// The usual settings: defaults, maxPayload 1,000,000.
+/// The usual settings (maxPayload 1,000,000) but a heartbeat of seconds, not tens of
+/// seconds: a polling client that is gone without a word is forgotten within
+/// LEFTOVER_WAIT.
 fn config() -> EngineConfig {
-    EngineConfig::default()
+    EngineConfig {
+        ping_interval: Duration::from_millis(1000),
+        ping_timeout: Duration::from_millis(1000),
+        ..EngineConfig::default()
+    }
 }
 
 async fn scenario(name: &str, transport: &str) -> NodeOutcome {
