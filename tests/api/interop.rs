@@ -340,6 +340,16 @@ async fn binary_payloads_travel_both_ways_over_polling() {
 }
 
 #[tokio::test]
+async fn thirty_websocket_clients_at_once_each_get_their_own_messages() {
+    scenario("crowd", "websocket").await;
+}
+
+#[tokio::test]
+async fn thirty_polling_clients_at_once_each_get_their_own_messages() {
+    scenario("crowd", "polling").await;
+}
+
+#[tokio::test]
 async fn a_room_broadcast_reaches_the_other_members_and_nobody_else() {
     scenario("rooms", "default").await;
 }

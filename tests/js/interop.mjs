@@ -140,6 +140,8 @@ const JSON_ARGS = [
   [{ a: 1, b: [1, "two", { c: null }] }],
   ["héllo wörld ✓ 😀 中文"],
   ["quotes \" and \\ and \n newlines and \u001e separators"],
+  ["line\u2028and paragraph\u2029separators", "\u0000"],
+  ["an emoji cut in half: \ud83d", "\ude00 and its other half"],
   [],
   [[], {}, ""],
 ];
@@ -294,6 +296,31 @@ const scenarios = {
     console.log(`client sent ${JSON.stringify(sentOn)}; server saw ${JSON.stringify(t)}; burst ${JSON.stringify(bt)}`);
     // After the upgrade everything still works, binary included.
     sameArgs(await echo(socket, "after", Buffer.from([1])), ["after", Buffer.from([1])], "echo after upgrade");
+  },
+
+  // Many clients at once, each with its own numbered messages and acks: nothing is
+  // lost or crosses from one session to another.
+  async crowd() {
+    const CLIENTS = 30;
+    const MESSAGES = 20;
+    const clients = await Promise.all(Array.from({ length: CLIENTS }, () => connect()));
+    await Promise.all(
+      clients.map(async (socket, c) => {
+        const backs = [];
+        socket.on("message-back", (who, n) => backs.push([who, n]));
+        const acks = await Promise.all(
+          Array.from({ length: MESSAGES }, (_, n) => {
+            socket.emit("message", c, n);
+            return socket.timeout(STEP_MS).emitWithAck("message-with-ack", [c, n]);
+          }),
+        );
+        const expected = Array.from({ length: MESSAGES }, (_, n) => [c, n]);
+        assert.deepEqual(acks, expected, `client ${c}'s acks`);
+        const deadline = Date.now() + STEP_MS;
+        while (backs.length < MESSAGES && Date.now() < deadline) await sleep(10);
+        assert.deepEqual(backs, expected, `client ${c}'s echoes`);
+      }),
+    );
   },
 
   // Rooms: a broadcast to a room reaches its other members, not the sender, not others.
