@@ -7,8 +7,9 @@
 // own arguments, `ask-client` makes the server ask the client `question` (with an ack)
 // and report the answer as `client-answered`, `join`/`broadcast` use rooms,
 // `disconnect-me` makes the server disconnect the socket, `seq`/`seq-report` and
-// `burst` number messages to check their order, and a CONNECT with an `auth.token`
-// other than "letmein" is refused with "invalid token".
+// `burst` number messages to check their order, a socket that leaves is announced to
+// the room `watchers` as `left` {id, reason}, and a CONNECT with an `auth.token` other
+// than "letmein" is refused with "invalid token".
 //
 // Prints `PASS <scenario>` and exits 0, or prints `FAIL <scenario>: <why>` and exits 1.
 // Every scenario is bounded: a watchdog fails it after SCENARIO_LIMIT_MS. The `restart`
