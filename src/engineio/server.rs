@@ -387,9 +387,16 @@ async fn poll(session: Arc<Session>) -> Result<HttpResponse, EngineError> {
         {
             let mut st = session.state();
             if !st.outbox.is_empty() {
-                let body = packet::encode_payload(st.outbox.iter());
-                st.outbox.clear();
-                let closed = st.closed.is_some();
+                // The server's close packet travels alone, in the poll after the
+                // packets before it: the official client handles a close at once but
+                // the Socket.IO packets of the same payload a tick later, so a
+                // DISCONNECT sent with it would be reported as "transport close" (and
+                // the client would reconnect) instead of "io server disconnect".
+                let close_waits = st.outbox.len() > 1 && st.outbox.back() == Some(&Packet::Close);
+                let ready = st.outbox.len() - usize::from(close_waits);
+                let body = packet::encode_payload(st.outbox.iter().take(ready));
+                st.outbox.drain(..ready);
+                let closed = st.closed.is_some() && !close_waits;
                 drop(st);
                 if closed {
                     session.engine.remove(&session.sid);

@@ -219,13 +219,16 @@ impl Session {
             };
             let polling = st.transport == TransportKind::Polling;
             let has_last = last.is_some();
+            let close_waits = last == Some(Packet::Close) && !st.outbox.is_empty();
             if let Some(last) = last {
                 st.outbox.push_back(last);
             }
             // A polling client learns of the close from its next poll (a poll racing
             // with its own close packet gets the noop), so the session waits for that
-            // poll, bounded by the heartbeat's clean-up.
-            polling && has_last && !st.poll_active
+            // poll, bounded by the heartbeat's clean-up. A close packet behind other
+            // packets goes in a poll of its own (see `poll`), so the session also
+            // waits when a poll is active.
+            polling && has_last && (!st.poll_active || close_waits)
         };
         if !keep_for_delivery {
             self.engine.remove(&self.sid);

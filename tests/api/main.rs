@@ -1,12 +1,14 @@
 //! Integration tests: each starts the real tete on a free port.
 
 mod helpers;
+mod node;
 mod sio;
 
 mod binary;
 mod chat;
 mod crash;
 mod health;
+mod interop;
 mod pages;
 mod rest;
 mod settings;
