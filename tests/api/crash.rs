@@ -66,18 +66,28 @@ async fn every_acknowledged_message_survives_a_sigkill() {
         .send()
         .await
         .unwrap();
-    let room = res.headers()["location"].to_str().unwrap().trim_start_matches("/chat/").to_string();
+    let room = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/chat/")
+        .to_string();
 
     let ada = SioClient::connect(server.port).await;
     ada.emit("load", json!(room));
     let ack = ada
-        .emit_ack("login", json!({"user": "Ada", "avatar": "ada@example.com", "id": room}))
+        .emit_ack(
+            "login",
+            json!({"user": "Ada", "avatar": "ada@example.com", "id": room}),
+        )
         .await;
     let token = ack["token"].as_str().unwrap().to_string();
     let bob = SioClient::connect(server.port).await;
     bob.emit("load", json!(room));
-    bob.emit_ack("login", json!({"user": "Bob", "avatar": "bob@example.com", "id": room}))
-        .await;
+    bob.emit_ack(
+        "login",
+        json!({"user": "Bob", "avatar": "bob@example.com", "id": room}),
+    )
+    .await;
 
     // Several senders in flight at once, each recording what was acknowledged.
     let acked: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
@@ -88,11 +98,18 @@ async fn every_acknowledged_message_survives_a_sigkill() {
             for i in 0.. {
                 let text = format!("{who}{i}");
                 match client
-                    .try_emit_ack("msg", json!({"msg": text, "cid": text}), Duration::from_secs(2))
+                    .try_emit_ack(
+                        "msg",
+                        json!({"msg": text, "cid": text}),
+                        Duration::from_secs(2),
+                    )
                     .await
                 {
                     Some(ack) if ack["ok"] == true => {
-                        acked.lock().unwrap().push((ack["seq"].as_i64().unwrap(), text));
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push((ack["seq"].as_i64().unwrap(), text));
                     }
                     _ => break,
                 }
