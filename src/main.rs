@@ -42,12 +42,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(
-            environment = environment.as_str(),
-            port = app.port(),
-            "tete is listening on http://{}",
-            app.address()
-        );
+        tracing::info!(environment = environment.as_str(), "tete is starting");
         match app.run_until_stopped().await {
             Ok(()) => {
                 tracing::info!("tete stopped");

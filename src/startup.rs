@@ -120,9 +120,15 @@ impl Application {
     /// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests
     /// end (bounded by `application.shutdown_timeout_secs`) and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let stop = shutdown_signal().context("cannot listen for SIGINT/SIGTERM")?;
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        shutdown_signal().await;
+        tracing::info!(
+            port = self.address.port(),
+            "tete is listening on http://{}",
+            self.address
+        );
+        stop.await;
         tracing::info!("shutdown requested: finishing in-flight requests");
         // Long-polls and WebSockets would hold the graceful stop to its timeout.
         self.engine.close_all();
@@ -157,30 +163,26 @@ fn engine_config(settings: &Settings) -> EngineConfig {
 /// Shared state type as handlers receive it.
 pub type State = web::Data<AppState>;
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (not
+/// when first polled), so a signal that comes right after start-up is not lost.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
