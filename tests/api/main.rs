@@ -3,6 +3,7 @@
 mod helpers;
 
 mod binary;
+mod browser;
 mod health;
 mod pages;
 mod settings;
