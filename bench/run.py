@@ -56,11 +56,13 @@ def matrix(quick, saturation_rate):
     cases = [
         dict(name="flood", scenario="flood", rooms=50, window=32, uses_flood_limit=True,
              **timing),
+        # The reference's saturation rate offered steadily in flood's shape (50 rooms,
+        # 100 senders at a high rate): latency at that load, cheap for the load generator.
+        steady_case(saturation_rate, timing),
     ]
     for load in sorted(set(pair_loads)):
-        rooms = max(1, round(load / (2 * RATE_PER_CLIENT)))
-        cases.append(dict(name=f"pairs@{load}", scenario="pairs", rooms=rooms,
-                          rate=RATE_PER_CLIENT, offered=load, **timing))
+        cases.append(pairs_case(load, timing, follows_saturation=(
+            load == saturation_rate and not quick)))
     cases.append(dict(name="idle", scenario="idle", connections=idle_connections,
                       hold=3.0))
     cases.append(dict(name="polling@1600", scenario="polling", rooms=100,
@@ -68,6 +70,34 @@ def matrix(quick, saturation_rate):
     cases.append(dict(name="polling-flood", scenario="polling", rooms=50, window=8,
                       uses_flood_limit=True, **timing))
     return cases
+
+
+STEADY_ROOMS = 50
+
+
+def steady_case(load, timing):
+    return dict(name=f"steady@{load}", scenario="pairs", rooms=STEADY_ROOMS,
+                rate=load / (2 * STEADY_ROOMS), offered=load, uses_flood_limit=True,
+                follows_saturation=True, shape="steady", **timing)
+
+
+def pairs_case(load, timing, follows_saturation=False):
+    rooms = max(1, round(load / (2 * RATE_PER_CLIENT)))
+    return dict(name=f"pairs@{load}", scenario="pairs", rooms=rooms, rate=RATE_PER_CLIENT,
+                offered=load, follows_saturation=follows_saturation, shape="pairs",
+                **{k: v for k, v in timing.items()})
+
+
+def follow_saturation(cases, saturation):
+    """Re-aims the cases that offer the reference's saturation rate at `saturation`."""
+    for i, case in enumerate(cases):
+        if not case.get("follows_saturation"):
+            continue
+        timing = {k: case[k] for k in ("warmup", "duration", "drain")}
+        if case["shape"] == "steady":
+            cases[i] = steady_case(saturation, timing)
+        else:
+            cases[i] = pairs_case(saturation, timing, follows_saturation=True)
 
 
 def case_budget(case):
@@ -409,7 +439,7 @@ def chart(results, servers, cases):
             report = results.get(case["name"], {}).get(name)
             if not report or "error" in report:
                 continue
-            if case["scenario"] == "pairs":
+            if case.get("shape") == "pairs":
                 throughput[name].append((case["offered"],
                                          dig(report, ("traffic", "delivered_msgs_per_sec"))))
                 p99[name].append((case["offered"],
@@ -501,7 +531,8 @@ def main():
     cases = matrix(args.quick, args.saturation_rate)
     if args.cases:
         wanted = set(args.cases.split(","))
-        cases = [c for c in cases if c["name"] in wanted or c["scenario"] in wanted]
+        cases = [c for c in cases if c["name"] in wanted or c["scenario"] in wanted
+                 or c["name"].split("@")[0] in wanted]
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = args.out or os.path.join(BENCH, "results", stamp)
     os.makedirs(out_dir, exist_ok=True)
@@ -524,13 +555,7 @@ def main():
             if case["name"] == "flood" and server.name == "reference" and "error" not in report:
                 # The last pairs case offers what the reference delivers at saturation.
                 rate = dig(report, ("traffic", "delivered_msgs_per_sec"))
-                saturation = int(round(rate / 1000.0) * 1000)
-                for other in cases:
-                    if other["scenario"] == "pairs" and other.get("offered") == args.saturation_rate \
-                            and not args.quick:
-                        other["offered"] = saturation
-                        other["name"] = f"pairs@{saturation}"
-                        other["rooms"] = max(1, round(saturation / (2 * RATE_PER_CLIENT)))
+                follow_saturation(cases, int(round(rate / 1000.0) * 1000))
     elapsed = time.monotonic() - started
 
     lines, notes = table(results, servers, cases)

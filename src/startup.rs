@@ -3,25 +3,32 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
 
+use crate::chat::{self, Chat, ChatLimits};
+use crate::engineio::{AllowedOrigins, Engine, EngineConfig};
 use crate::routes;
 use crate::settings::Settings;
+use crate::socketio::{SocketIo, SocketIoConfig};
+use crate::store::Store;
 
 /// What every request handler may need, shared by all workers.
 pub struct AppState {
     pub settings: Settings,
     pub templates: handlebars::Handlebars<'static>,
+    pub chat: Arc<Chat>,
 }
 
 /// A built, bound, not yet running tete.
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    engine: Engine,
 }
 
 impl Application {
@@ -41,10 +48,31 @@ impl Application {
         let templates = routes::pages::templates(&asset_dir("views"))?;
         let public_dir = asset_dir("public");
         let shutdown_timeout = settings.application.shutdown_timeout_secs;
+
+        let store = Store::connect(&settings.database.url)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e} (setting database.url / DATABASE_URL)"))?;
+        let chat = Chat::new(
+            store,
+            ChatLimits {
+                messages_per_second: settings.chat.messages_per_second,
+                burst: settings.chat.burst,
+            },
+        );
+        let io = SocketIo::builder(SocketIoConfig {
+            connect_timeout: Duration::from_millis(settings.socketio.connect_timeout_ms),
+            ack_timeout: Duration::from_millis(settings.socketio.ack_timeout_ms),
+        })
+        .namespace(chat::NAMESPACE, |ns| chat.register(ns))
+        .build();
+        let engine = Engine::new(engine_config(&settings), io.engine_handler());
+
         let state = web::Data::new(AppState {
             settings,
             templates,
+            chat,
         });
+        let sio = engine.clone();
 
         let server = HttpServer::new(move || {
             App::new()
@@ -52,8 +80,12 @@ impl Application {
                 .app_data(web::JsonConfig::default().error_handler(routes::errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(routes::errors::query_error))
                 .wrap(middleware::from_fn(routes::access_log))
+                .service(sio.resource("/socket.io/"))
+                .configure(routes::api::configure)
                 .route("/healthz", web::get().to(routes::health::health))
                 .route("/", web::get().to(routes::pages::home))
+                .route("/create", web::get().to(routes::pages::create))
+                .route("/chat/{id}", web::get().to(routes::pages::chat))
                 .service(
                     web::scope("/public")
                         .wrap(
@@ -70,7 +102,11 @@ impl Application {
         .disable_signals()
         .run();
 
-        Ok(Application { address, server })
+        Ok(Application {
+            address,
+            server,
+            engine,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -88,6 +124,8 @@ impl Application {
         let server = tokio::spawn(self.server);
         shutdown_signal().await;
         tracing::info!("shutdown requested: finishing in-flight requests");
+        // Long-polls and WebSockets would hold the graceful stop to its timeout.
+        self.engine.close_all();
         handle.stop(true).await;
         match tokio::time::timeout(Duration::from_secs(5), server).await {
             Ok(Ok(result)) => result.context("the HTTP server failed"),
@@ -101,6 +139,18 @@ impl Application {
         let handle = self.server.handle();
         tokio::spawn(self.server);
         handle
+    }
+}
+
+fn engine_config(settings: &Settings) -> EngineConfig {
+    let e = &settings.engineio;
+    EngineConfig {
+        ping_interval: Duration::from_millis(e.ping_interval_ms),
+        ping_timeout: Duration::from_millis(e.ping_timeout_ms),
+        max_payload: e.max_payload,
+        max_buffered_packets: e.max_buffered_packets,
+        origins: AllowedOrigins::from_list(&e.allowed_origins),
+        ..EngineConfig::default()
     }
 }
 

@@ -1,5 +1,6 @@
 //! HTTP routes: pages rendered from `views/`, the REST API, health, errors.
 
+pub mod api;
 pub mod errors;
 pub mod health;
 pub mod pages;

@@ -2,12 +2,14 @@
 
 use std::path::Path;
 
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::http::header;
 use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
 use handlebars::{DirectorySourceOptions, Handlebars};
 use serde_json::json;
 
+use crate::chat::domain::RoomId;
 use crate::startup::State;
 
 /// Loads every `*.hbs` under `dir`; `partials/x.hbs` is usable as `{{> partials/x}}`.
@@ -46,6 +48,31 @@ pub async fn home(state: State) -> HttpResponse {
         "home",
         json!({ "title": "tete — private chat for two", "version": env!("CARGO_PKG_VERSION") }),
     )
+}
+
+/// `GET /create`: a new unguessable room, and off to it.
+pub async fn create() -> HttpResponse {
+    let room = RoomId::generate();
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, format!("/chat/{room}")))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// `GET /chat/{id}`: the chat page; a malformed id gets a friendly 404.
+pub async fn chat(state: State, id: web::Path<String>) -> HttpResponse {
+    match RoomId::parse(&id) {
+        Ok(room) => render(
+            &state,
+            StatusCode::OK,
+            "chat",
+            json!({ "title": "Private chat — tete", "room": room.as_str() }),
+        ),
+        Err(_) => not_found_page(
+            &state,
+            "This chat link is not valid. Ask for the link again, or create a new room.",
+        ),
+    }
 }
 
 pub fn not_found_page(state: &State, message: &str) -> HttpResponse {

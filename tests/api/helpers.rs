@@ -7,6 +7,7 @@ use tete::startup::Application;
 
 pub struct TestApp {
     pub address: String,
+    pub port: u16,
     pub client: reqwest::Client,
     _data_dir: tempfile::TempDir,
     _handle: actix_web::dev::ServerHandle,
@@ -45,6 +46,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let handle = app.spawn();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        port,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -55,6 +57,19 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
+    /// A Socket.IO client connected to the chat namespace.
+    pub async fn client(&self) -> crate::sio::SioClient {
+        crate::sio::SioClient::connect(self.port).await
+    }
+
+    /// A new room id, as `/create` makes it.
+    pub async fn new_room(&self) -> String {
+        let res = self.get("/create").await;
+        assert_eq!(res.status(), 302);
+        let location = res.headers()["location"].to_str().unwrap().to_string();
+        location.strip_prefix("/chat/").unwrap().to_string()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{}", self.address, path))

@@ -1,0 +1,555 @@
+//! The `/socket` namespace: every event of the wire contract (DESIGN.md), validated,
+//! answered to the right people, and stored before it is acknowledged.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Chat;
+use super::domain::{ClientId, Email, MessageText, Nickname, RoomId, Token};
+use super::error::ChatError;
+use super::flood::TokenBucket;
+use super::seats::{Seat, Take};
+use crate::socketio::{AckSender, DisconnectReason, Event, NamespaceBuilder, Socket};
+use crate::store::{Cursor, Joining, NewMessage, StoredMessage};
+
+/// Messages handed back on (re)join: the latest ones…
+pub const JOIN_PAGE: u32 = 50;
+/// …or, after a known seq, up to this many (then `more` says to page on).
+pub const CATCH_UP_PAGE: u32 = 200;
+/// The largest page any history request gets.
+pub const MAX_PAGE: u32 = 200;
+
+/// What one connection is doing in the chat.
+pub(crate) struct Conn {
+    // A std mutex: short updates, never held across an await.
+    state: Mutex<ConnState>,
+}
+
+struct ConnState {
+    loaded: Option<RoomId>,
+    seat: Option<SeatRef>,
+    bucket: TokenBucket,
+}
+
+/// The seat this connection holds.
+#[derive(Debug, Clone)]
+pub(crate) struct SeatRef {
+    pub room: RoomId,
+    pub token_hash: String,
+    pub name: String,
+    pub avatar: String,
+    pub first_seq: i64,
+}
+
+impl Conn {
+    fn state(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn seat(&self) -> Option<SeatRef> {
+        self.state().seat.clone()
+    }
+
+    pub(crate) fn clear_seat(&self, room: &RoomId) {
+        let mut st = self.state();
+        if st.seat.as_ref().is_some_and(|s| &s.room == room) {
+            st.seat = None;
+        }
+    }
+}
+
+fn conn(chat: &Chat, socket: &Socket) -> Arc<Conn> {
+    if let Some(c) = socket.state::<Conn>() {
+        return c;
+    }
+    let c = Arc::new(Conn {
+        state: Mutex::new(ConnState {
+            loaded: None,
+            seat: None,
+            bucket: TokenBucket::new(chat.limits.messages_per_second, chat.limits.burst),
+        }),
+    });
+    socket.set_state(c.clone());
+    socket.state::<Conn>().unwrap_or(c)
+}
+
+/// Answers a failed request: in its ack when it asked for one, else as an `error` event.
+fn fail(socket: &Socket, ack: Option<AckSender>, err: ChatError) {
+    let sent = match ack {
+        Some(ack) => ack.send(&err.ack()),
+        None => socket.emit("error", &err.body()),
+    };
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "could not tell a client of its error");
+    }
+}
+
+fn reply<T: serde::Serialize>(ack: Option<AckSender>, body: &T) {
+    if let Some(ack) = ack
+        && let Err(e) = ack.send(body)
+    {
+        tracing::debug!(error = %e, "could not acknowledge");
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Registers the chat's handlers on the namespace.
+pub fn register(chat: Arc<Chat>, ns: NamespaceBuilder) -> NamespaceBuilder {
+    let (c1, c2, c3, c4, c5, c6) = (
+        chat.clone(),
+        chat.clone(),
+        chat.clone(),
+        chat.clone(),
+        chat.clone(),
+        chat,
+    );
+    ns.on_connection(move |socket| {
+        let chat = c1.clone();
+        async move {
+            conn(&chat, &socket);
+        }
+    })
+    .on("load", move |socket, event| {
+        on_load(c2.clone(), socket, event)
+    })
+    .on("login", move |socket, event| {
+        on_login(c3.clone(), socket, event)
+    })
+    .on("msg", move |socket, event| {
+        on_msg(c4.clone(), socket, event)
+    })
+    .on("history", move |socket, event| {
+        on_history(c5.clone(), socket, event)
+    })
+    .on("typing", move |socket, event| async move {
+        on_typing(&socket, event);
+    })
+    .on("read", move |socket, event| async move {
+        on_read(&socket, event);
+    })
+    .on_other(|socket, event| async move {
+        let name = event.name.clone();
+        fail(&socket, event.ack, ChatError::UnknownEvent(name));
+    })
+    .on_disconnect(move |socket, reason| on_disconnect(c6.clone(), socket, reason))
+}
+
+async fn on_load(chat: Arc<Chat>, socket: Socket, event: Event) {
+    let room = match event.data::<String>() {
+        Ok(id) => RoomId::parse(&id),
+        Err(_) => Err(ChatError::InvalidRoom),
+    };
+    let room = match room {
+        Ok(room) => room,
+        Err(e) => return fail(&socket, event.ack, e),
+    };
+    let conn = conn(&chat, &socket);
+    conn.state().loaded = Some(room.clone());
+    let occupants = chat.seats.occupants(room.as_str());
+    let sent = match occupants.as_slice() {
+        [] => socket.emit("peopleinchat", &json!({ "number": 0 })),
+        [one] => socket.emit(
+            "peopleinchat",
+            &json!({ "number": 1, "user": one.name, "avatar": one.avatar, "id": room.as_str() }),
+        ),
+        _ => socket.emit("tooMany", &json!({ "boolean": true })),
+    };
+    if let Err(e) = sent {
+        tracing::debug!(error = %e, "could not answer load");
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginPayload {
+    user: Option<String>,
+    avatar: Option<String>,
+    id: Option<String>,
+    token: Option<String>,
+    after: Option<i64>,
+}
+
+async fn on_login(chat: Arc<Chat>, socket: Socket, event: Event) {
+    let ack = event.ack;
+    let payload: LoginPayload = match event.args.first() {
+        Some(raw) => match serde_json::from_str(raw.get()) {
+            Ok(p) => p,
+            Err(e) => {
+                return fail(&socket, ack, ChatError::BadRequest(format!("login: {e}")));
+            }
+        },
+        None => {
+            return fail(
+                &socket,
+                ack,
+                ChatError::BadRequest("login needs a payload".into()),
+            );
+        }
+    };
+    match login(&chat, &socket, payload).await {
+        Ok(body) => reply(ack, &body),
+        Err(ChatError::RoomFull) => {
+            let _ = socket.emit("tooMany", &json!({ "boolean": true }));
+            fail(&socket, ack, ChatError::RoomFull);
+        }
+        Err(e) => fail(&socket, ack, e),
+    }
+}
+
+async fn login(
+    chat: &Chat,
+    socket: &Socket,
+    payload: LoginPayload,
+) -> Result<serde_json::Value, ChatError> {
+    let room = RoomId::parse(payload.id.as_deref().unwrap_or(""))?;
+    let conn = conn(chat, socket);
+    {
+        let mut st = conn.state();
+        match &st.loaded {
+            Some(loaded) if *loaded != room => return Err(ChatError::WrongRoom),
+            Some(_) => {}
+            None => st.loaded = Some(room.clone()),
+        }
+    }
+    let after = match payload.after {
+        Some(s) if s < 0 => return Err(ChatError::BadRequest("after must be ≥ 0".into())),
+        other => other,
+    };
+    // Already seated here on this connection: answer as a fresh login would.
+    if let Some(seat) = conn.seat() {
+        if seat.room != room {
+            return Err(ChatError::WrongRoom);
+        }
+        return Err(ChatError::BadRequest(format!(
+            "already logged in to this room as {}",
+            seat.name
+        )));
+    }
+
+    // A token this server handed out keeps its person; any other is replaced.
+    let presented = payload.token.as_deref().and_then(Token::parse);
+    let mut returning = None;
+    let mut token = None;
+    if let Some(t) = presented {
+        let hash = t.hash();
+        if let Some(p) = chat.store.participant(room.as_str(), &hash).await? {
+            returning = Some(p);
+            token = Some(t);
+        } else if !chat.store.rooms_of(&hash).await?.is_empty() {
+            token = Some(t);
+        }
+    }
+    let token = token.unwrap_or_else(Token::generate);
+    let token_hash = token.hash();
+
+    let (name, email_hash, avatar) = match &returning {
+        Some(p) => (p.name.clone(), p.email_hash.clone(), p.avatar.clone()),
+        None => {
+            let name = Nickname::parse(payload.user.as_deref().unwrap_or(""))?;
+            let email = Email::parse(payload.avatar.as_deref().unwrap_or(""))?;
+            let hash = email.gravatar_hash();
+            let avatar = super::domain::avatar_url(&hash);
+            (name.as_str().to_owned(), hash, avatar)
+        }
+    };
+
+    let taken = chat.seats.take(
+        room.as_str(),
+        Seat {
+            socket: socket.clone(),
+            token_hash: token_hash.clone(),
+            name: name.clone(),
+            avatar: avatar.clone(),
+        },
+    );
+    let replaced = match taken {
+        Take::Seated { replaced } => replaced,
+        Take::NameTaken => return Err(ChatError::NicknameTaken),
+        Take::Full => return Err(ChatError::RoomFull),
+    };
+    let joined = chat
+        .store
+        .join(
+            room.as_str(),
+            Joining {
+                token_hash: token_hash.clone(),
+                name: name.clone(),
+                email_hash,
+                avatar: avatar.clone(),
+            },
+            now_ms(),
+        )
+        .await;
+    let participant = match joined {
+        Ok(p) => p,
+        Err(e) => {
+            chat.seats.release(room.as_str(), socket);
+            return Err(e.into());
+        }
+    };
+    if let Some(old) = replaced {
+        chat.unseat(&old, &room);
+        let _ = old.emit("replaced", &json!({ "room": room.as_str() }));
+        old.leave(room.as_str());
+    }
+    conn.state().seat = Some(SeatRef {
+        room: room.clone(),
+        token_hash,
+        name: name.clone(),
+        avatar: avatar.clone(),
+        first_seq: participant.first_seq,
+    });
+    socket.join(room.as_str());
+    let _ = socket.emit("img", &avatar);
+
+    let occupants = chat.seats.occupants(room.as_str());
+    if occupants.len() == crate::chat::seats::SEATS_PER_ROOM {
+        let users: Vec<&str> = occupants.iter().map(|s| s.name.as_str()).collect();
+        let avatars: Vec<&str> = occupants.iter().map(|s| s.avatar.as_str()).collect();
+        let _ = socket.within(room.as_str()).emit(
+            "startChat",
+            &json!({ "boolean": true, "id": room.as_str(), "users": users, "avatars": avatars }),
+        );
+    }
+
+    let (cursor, limit) = match after {
+        Some(seq) => (Cursor::After(seq), CATCH_UP_PAGE),
+        None => (Cursor::Latest, JOIN_PAGE),
+    };
+    let page = chat
+        .store
+        .page(room.as_str(), participant.first_seq, cursor, limit)
+        .await?;
+    Ok(json!({
+        "ok": true,
+        "token": token.as_str(),
+        "user": name,
+        "img": avatar,
+        "messages": page.messages,
+        "more": page.more,
+    }))
+}
+
+#[derive(Deserialize)]
+struct MsgPayload {
+    msg: Option<serde_json::Value>,
+    cid: Option<serde_json::Value>,
+}
+
+async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
+    let conn = conn(&chat, &socket);
+    if !conn.state().bucket.take() {
+        return fail(&socket, event.ack, ChatError::RateLimited);
+    }
+    let Some(seat) = conn.seat() else {
+        return fail(&socket, event.ack, ChatError::NotLoggedIn);
+    };
+    let payload: MsgPayload = match event.data() {
+        Ok(p) => p,
+        Err(_) => {
+            return fail(
+                &socket,
+                event.ack,
+                ChatError::InvalidMessage("msg needs {msg: text}".into()),
+            );
+        }
+    };
+    let text = match payload.msg {
+        Some(serde_json::Value::String(s)) => MessageText::parse(&s),
+        _ => Err(ChatError::InvalidMessage("msg needs a text".into())),
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => return fail(&socket, event.ack, e),
+    };
+    let client_id = match payload.cid {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => match ClientId::parse(&s) {
+            Ok(c) => Some(c.into_string()),
+            Err(e) => return fail(&socket, event.ack, e),
+        },
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            return fail(
+                &socket,
+                event.ack,
+                ChatError::InvalidMessage("cid must be a string".into()),
+            );
+        }
+    };
+    let stored = chat
+        .store
+        .append(
+            NewMessage {
+                room: seat.room.as_str().to_owned(),
+                user: seat.name.clone(),
+                avatar: seat.avatar.clone(),
+                text: text.into_string(),
+                client_id,
+                token_hash: seat.token_hash.clone(),
+            },
+            now_ms(),
+        )
+        .await;
+    let stored: StoredMessage = match stored {
+        Ok(m) => m,
+        Err(e) => return fail(&socket, event.ack, e.into()),
+    };
+    // Only a connection still seated in the room speaks to it (it may have been
+    // replaced or the room erased while the message was being stored).
+    if conn.seat().is_some_and(|s| s.room == seat.room) {
+        let _ = socket.to(seat.room.as_str()).emit("receive", &stored);
+    }
+    reply(
+        event.ack,
+        &json!({ "ok": true, "id": stored.id, "seq": stored.seq, "ts": stored.ts }),
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryPayload {
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn on_history(chat: Arc<Chat>, socket: Socket, event: Event) {
+    let conn = conn(&chat, &socket);
+    let Some(seat) = conn.seat() else {
+        return fail(&socket, event.ack, ChatError::NotLoggedIn);
+    };
+    let payload: HistoryPayload = match event.args.first() {
+        None => HistoryPayload {
+            before: None,
+            after: None,
+            limit: None,
+        },
+        Some(raw) => match serde_json::from_str(raw.get()) {
+            Ok(p) => p,
+            Err(e) => {
+                return fail(
+                    &socket,
+                    event.ack,
+                    ChatError::BadRequest(format!("history: {e}")),
+                );
+            }
+        },
+    };
+    let page = match page_request(payload.before, payload.after, payload.limit) {
+        Ok(p) => p,
+        Err(e) => return fail(&socket, event.ack, e),
+    };
+    match chat
+        .store
+        .page(seat.room.as_str(), seat.first_seq, page.0, page.1)
+        .await
+    {
+        Ok(page) => reply(
+            event.ack,
+            &json!({ "ok": true, "messages": page.messages, "more": page.more }),
+        ),
+        Err(e) => fail(&socket, event.ack, e.into()),
+    }
+}
+
+/// The cursor and limit of a history request, as REST and the socket share them.
+pub fn page_request(
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: Option<i64>,
+) -> Result<(Cursor, u32), ChatError> {
+    let limit = match limit {
+        None => JOIN_PAGE,
+        Some(n) if (1..=i64::from(MAX_PAGE)).contains(&n) => n as u32,
+        Some(_) => {
+            return Err(ChatError::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+    };
+    let cursor = match (before, after) {
+        (Some(_), Some(_)) => {
+            return Err(ChatError::BadRequest(
+                "give before or after, not both".into(),
+            ));
+        }
+        (Some(b), None) if b >= 1 => Cursor::Before(b),
+        (None, Some(a)) if a >= 0 => Cursor::After(a),
+        (Some(_), None) => return Err(ChatError::BadRequest("before must be ≥ 1".into())),
+        (None, Some(_)) => return Err(ChatError::BadRequest("after must be ≥ 0".into())),
+        (None, None) => Cursor::Latest,
+    };
+    Ok((cursor, limit))
+}
+
+fn seated(socket: &Socket) -> Option<SeatRef> {
+    socket.state::<Conn>()?.seat()
+}
+
+fn on_typing(socket: &Socket, event: Event) {
+    let Some(seat) = seated(socket) else {
+        return fail(socket, event.ack, ChatError::NotLoggedIn);
+    };
+    #[derive(Deserialize)]
+    struct Typing {
+        typing: bool,
+    }
+    match event.data::<Typing>() {
+        Ok(t) => {
+            let _ = socket
+                .to(seat.room.as_str())
+                .emit("typing", &json!({ "user": seat.name, "typing": t.typing }));
+            reply(event.ack, &json!({ "ok": true }));
+        }
+        Err(_) => fail(
+            socket,
+            event.ack,
+            ChatError::BadRequest("typing needs {typing: true|false}".into()),
+        ),
+    }
+}
+
+fn on_read(socket: &Socket, event: Event) {
+    let Some(seat) = seated(socket) else {
+        return fail(socket, event.ack, ChatError::NotLoggedIn);
+    };
+    #[derive(Deserialize)]
+    struct Read {
+        seq: i64,
+    }
+    match event.data::<Read>() {
+        Ok(r) if r.seq >= 0 => {
+            let _ = socket
+                .to(seat.room.as_str())
+                .emit("read", &json!({ "user": seat.name, "seq": r.seq }));
+            reply(event.ack, &json!({ "ok": true }));
+        }
+        _ => fail(
+            socket,
+            event.ack,
+            ChatError::BadRequest("read needs {seq: n ≥ 0}".into()),
+        ),
+    }
+}
+
+async fn on_disconnect(chat: Arc<Chat>, socket: Socket, _reason: DisconnectReason) {
+    let Some(seat) = seated(&socket) else {
+        return;
+    };
+    if chat.seats.release(seat.room.as_str(), &socket).is_some() {
+        let left = json!({
+            "boolean": true,
+            "room": seat.room.as_str(),
+            "user": seat.name,
+            "avatar": seat.avatar,
+        });
+        for partner in chat.seats.occupants(seat.room.as_str()) {
+            let _ = partner.socket.emit("leave", &left);
+        }
+    }
+}

@@ -1,0 +1,762 @@
+//! The embedded SQLite backend: one writer thread with group commit, pooled readers.
+//!
+//! - The file is opened in WAL mode with `synchronous=NORMAL`: a commit survives the
+//!   process being killed (not a power cut), and readers never block the writer.
+//! - Schema migrations are numbered by `PRAGMA user_version` and applied at start.
+//! - Writes (`join`, `append`, `erase_room`) are sent over a bounded channel to one
+//!   writer thread that owns the only write connection. It drains what is queued (up to
+//!   [`MAX_BATCH`] operations), applies it all in one transaction, commits, then answers
+//!   every caller through a oneshot: a message is answered only once it is on disk. If
+//!   the transaction fails (I/O error, disk full), every caller of that batch gets
+//!   [`StoreError::Unavailable`] and the writer goes on with the next batch.
+//! - Reads run on tokio's blocking threads, each borrowing a read-only connection from
+//!   a small pool (WAL allows concurrent readers).
+//! - Messages are stored in arrival order (a rowid table, so a batch appends to the
+//!   table's last pages instead of dirtying one page per room it touches) and found by the
+//!   compact unique index `(room_no, seq)`: a page is one range scan of that index. A room
+//!   is referred to by an integer `room_no` (never reused: `AUTOINCREMENT`) so that index
+//!   entries stay small.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Cursor, Joining, NewMessage, Page, Participant, RoomInfo, RoomSummary, StoreError,
+    StoredMessage, message_id, page_bounds, page_from_scan,
+};
+
+/// The most write operations applied in one transaction.
+pub const MAX_BATCH: usize = 4096;
+/// How many write operations may wait for the writer before callers wait to enqueue.
+const WRITE_QUEUE: usize = 16 * 1024;
+/// How many idle read connections are kept open.
+const READ_POOL: usize = 4;
+/// The writer's page cache, in KiB (SQLite's negative `cache_size`).
+const WRITER_CACHE_KIB: i64 = -64 * 1024;
+/// WAL pages written before an automatic checkpoint (SQLite's default is 1000).
+const CHECKPOINT_PAGES: i64 = 16 * 1024;
+/// The size the WAL file is truncated back to after a checkpoint, in bytes.
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// How long a connection waits on a lock held by another process before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The schema, one migration per `user_version` step. Never edit a published step: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: rooms, participants, messages.
+    "CREATE TABLE rooms (
+        room_no INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_message_at INTEGER,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        next_seq INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX rooms_by_activity ON rooms (last_message_at);
+    CREATE TABLE users (
+        room TEXT NOT NULL,
+        token_hash TEXT NOT NULL,
+        name TEXT NOT NULL,
+        email_hash TEXT NOT NULL,
+        avatar TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        joined_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        PRIMARY KEY (room, token_hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX users_by_name ON users (room, name);
+    CREATE INDEX users_by_token ON users (token_hash);
+    CREATE TABLE messages (
+        room_no INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        avatar TEXT NOT NULL,
+        text TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        client_id TEXT,
+        token_hash TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_by_seq ON messages (room_no, seq);
+    CREATE UNIQUE INDEX messages_by_client_id ON messages (room_no, client_id)
+        WHERE client_id IS NOT NULL;",
+];
+
+const MESSAGE_COLUMNS: &str = "seq, text, user, avatar, ts";
+/// The `room_no` of the room whose id is `?1`.
+const ROOM_NO: &str = "(SELECT room_no FROM rooms WHERE id = ?1)";
+const USER_COLUMNS: &str =
+    "room, token_hash, name, email_hash, avatar, first_seq, joined_at, last_seen_at";
+const ROOM_COLUMNS: &str = "id, created_at, last_message_at, message_count, next_seq";
+
+/// The SQLite store: a cheap-to-clone handle on the writer thread and the read pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    writes: mpsc::Sender<WriteOp>,
+    readers: ReadPool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and its parent directory,
+    /// applies the migrations and starts the writer thread.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let opening = path.clone();
+        let writer = tokio::task::spawn_blocking(move || open_writer(&opening))
+            .await
+            .map_err(|e| connect_error(&path, e))?
+            .map_err(|e| connect_error(&path, e))?;
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        thread::Builder::new()
+            .name("tete-sqlite-writer".to_owned())
+            .spawn(move || run_writer(writer, queue))
+            .map_err(|e| connect_error(&path, e))?;
+        let store = SqliteStore {
+            shared: Arc::new(Shared {
+                writes,
+                readers: ReadPool {
+                    path: path.clone(),
+                    idle: Mutex::new(Vec::new()),
+                },
+            }),
+        };
+        store.health().await.map_err(|e| connect_error(&path, e))?;
+        Ok(store)
+    }
+
+    pub async fn join(
+        &self,
+        room: &str,
+        joining: Joining,
+        now_ms: i64,
+    ) -> Result<Participant, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let room = room.to_owned();
+        self.write(
+            Request::Join {
+                room,
+                joining,
+                now_ms,
+            },
+            Reply::Join(reply),
+        )
+        .await?;
+        answered(answer).await
+    }
+
+    pub async fn participant(
+        &self,
+        room: &str,
+        token_hash: &str,
+    ) -> Result<Option<Participant>, StoreError> {
+        let (room, token_hash) = (room.to_owned(), token_hash.to_owned());
+        self.read(move |conn| find_participant(conn, &room, &token_hash))
+            .await
+    }
+
+    pub async fn append(&self, msg: NewMessage, now_ms: i64) -> Result<StoredMessage, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.write(Request::Append { msg, now_ms }, Reply::Append(reply))
+            .await?;
+        answered(answer).await
+    }
+
+    pub async fn page(
+        &self,
+        room: &str,
+        visible_from: i64,
+        cursor: Cursor,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let room = room.to_owned();
+        self.read(move |conn| {
+            let (low, high) = page_bounds(visible_from, cursor);
+            let fetch = i64::from(limit) + 1;
+            let sql = match cursor {
+                Cursor::After(_) => "ASC",
+                Cursor::Latest | Cursor::Before(_) => "DESC",
+            };
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                 WHERE room_no = {ROOM_NO} AND seq >= ?2 AND seq < ?3 ORDER BY seq {sql} LIMIT ?4"
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement
+                .query_map(params![room, low, high, fetch], |row| {
+                    message_from_row(&room, row)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(page_from_scan(rows, cursor, limit))
+        })
+        .await
+    }
+
+    pub async fn room(&self, room: &str) -> Result<Option<RoomInfo>, StoreError> {
+        let room = room.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?1"))?
+                .query_row([room], room_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    pub async fn rooms_of(&self, token_hash: &str) -> Result<Vec<RoomSummary>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |conn| {
+            let participants = conn
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE token_hash = ?1"
+                ))?
+                .query_map([&token_hash], participant_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut summaries = Vec::with_capacity(participants.len());
+            for participant in participants {
+                let room = conn
+                    .prepare_cached(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?1"))?
+                    .query_row([&participant.room], room_from_row)
+                    .optional()?;
+                let Some(room) = room else { continue };
+                let last_message = conn
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages
+                         WHERE room_no = {ROOM_NO} AND seq >= ?2 ORDER BY seq DESC LIMIT 1"
+                    ))?
+                    .query_row(params![participant.room, participant.first_seq], |row| {
+                        message_from_row(&participant.room, row)
+                    })
+                    .optional()?;
+                summaries.push(RoomSummary {
+                    room,
+                    participant,
+                    last_message,
+                });
+            }
+            summaries.sort_by(|a, b| {
+                b.room
+                    .last_activity()
+                    .cmp(&a.room.last_activity())
+                    .then_with(|| a.room.id.cmp(&b.room.id))
+            });
+            Ok(summaries)
+        })
+        .await
+    }
+
+    pub async fn erase_room(&self, room: &str) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.write(
+            Request::Erase {
+                room: room.to_owned(),
+            },
+            Reply::Erase(reply),
+        )
+        .await?;
+        answered(answer).await
+    }
+
+    pub async fn health(&self) -> Result<(), StoreError> {
+        if self.shared.writes.is_closed() {
+            return Err(StoreError::Unavailable(
+                "the SQLite writer thread has stopped".to_owned(),
+            ));
+        }
+        self.read(|conn| conn.query_row("SELECT count(*) FROM rooms", [], |_| Ok(())))
+            .await
+    }
+
+    async fn write(&self, request: Request, reply: Reply) -> Result<(), StoreError> {
+        self.shared
+            .writes
+            .send(WriteOp { request, reply })
+            .await
+            .map_err(|_| writer_gone())
+    }
+
+    async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || shared.readers.with(query))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("SQLite read task failed: {e}")))?
+    }
+}
+
+/// Idle read-only connections, reused so that a read costs no `open`.
+#[derive(Debug)]
+struct ReadPool {
+    path: PathBuf,
+    /// A std mutex: held only to push or pop, never across a query or an `.await`.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn with<T>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path).map_err(unavailable)?,
+        };
+        let result = query(&conn).map_err(unavailable);
+        // A connection that just failed may be broken: let it go rather than pool it.
+        if result.is_ok()
+            && let Ok(mut idle) = self.idle.lock()
+            && idle.len() < READ_POOL
+        {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error("cannot create the directory {0}: {1}")]
+    Directory(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the database has schema version {found}, newer than this tete knows ({known}): upgrade tete"
+    )]
+    TooNew { found: i64, known: i64 },
+}
+
+fn open_writer(path: &Path) -> Result<Connection, OpenError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| OpenError::Directory(parent.into(), e))?;
+    }
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Group commit writes each dirty page once per batch; a large cache and a large WAL
+    // between checkpoints keep a batch spread over many rooms from re-reading and
+    // re-copying the same pages.
+    conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(OpenError::TooNew { found, known });
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", step as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A write, with where to send its answer.
+struct WriteOp {
+    request: Request,
+    reply: Reply,
+}
+
+enum Request {
+    Join {
+        room: String,
+        joining: Joining,
+        now_ms: i64,
+    },
+    Append {
+        msg: NewMessage,
+        now_ms: i64,
+    },
+    Erase {
+        room: String,
+    },
+}
+
+enum Reply {
+    Join(oneshot::Sender<Result<Participant, StoreError>>),
+    Append(oneshot::Sender<Result<StoredMessage, StoreError>>),
+    Erase(oneshot::Sender<Result<bool, StoreError>>),
+}
+
+/// What a write produced inside a transaction, kept until the commit says whether it holds.
+enum Outcome {
+    Joined(Participant),
+    Appended(Result<StoredMessage, StoreError>),
+    Erased(bool),
+}
+
+impl Reply {
+    /// Answers the caller (who may have given up waiting: then nobody listens).
+    fn answer(self, outcome: Outcome) {
+        match (self, outcome) {
+            (Reply::Join(reply), Outcome::Joined(participant)) => drop(reply.send(Ok(participant))),
+            (Reply::Append(reply), Outcome::Appended(result)) => drop(reply.send(result)),
+            (Reply::Erase(reply), Outcome::Erased(existed)) => drop(reply.send(Ok(existed))),
+            (reply, _) => reply.fail(StoreError::Unavailable(
+                "SQLite writer answered the wrong request".to_owned(),
+            )),
+        }
+    }
+
+    fn fail(self, error: StoreError) {
+        match self {
+            Reply::Join(reply) => drop(reply.send(Err(error))),
+            Reply::Append(reply) => drop(reply.send(Err(error))),
+            Reply::Erase(reply) => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// The writer thread: runs until every [`SqliteStore`] handle is dropped.
+fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        apply_batch(&mut conn, &mut batch);
+    }
+}
+
+/// Applies `batch` (emptying it) in one transaction, then answers every caller.
+fn apply_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let error = unavailable(e);
+            batch.drain(..).for_each(|op| op.reply.fail(error.clone()));
+            return;
+        }
+    };
+    let mut rooms = RoomCache::default();
+    let mut done = Vec::with_capacity(batch.len());
+    let mut failure = None;
+    for WriteOp { request, reply } in batch.drain(..) {
+        if failure.is_some() {
+            done.push((reply, None));
+            continue;
+        }
+        match apply(&tx, &mut rooms, request) {
+            Ok(outcome) => done.push((reply, Some(outcome))),
+            Err(error) => {
+                done.push((reply, None));
+                failure = Some(error);
+            }
+        }
+    }
+    let committed = match failure {
+        Some(error) => Err(error),
+        None => rooms.flush(&tx).and_then(|()| tx.commit()),
+    };
+    match committed {
+        Ok(()) => {
+            for (reply, outcome) in done {
+                match outcome {
+                    Some(outcome) => reply.answer(outcome),
+                    None => reply.fail(writer_gone()),
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SQLite write batch failed; its callers get store_unavailable");
+            let error = unavailable(e);
+            done.into_iter()
+                .for_each(|(reply, _)| reply.fail(error.clone()));
+        }
+    }
+}
+
+/// Applies one write inside the batch's transaction.
+fn apply(
+    tx: &Transaction<'_>,
+    rooms: &mut RoomCache,
+    request: Request,
+) -> rusqlite::Result<Outcome> {
+    Ok(match request {
+        Request::Join {
+            room,
+            joining,
+            now_ms,
+        } => Outcome::Joined(join(tx, rooms, &room, &joining, now_ms)?),
+        Request::Append { msg, now_ms } => Outcome::Appended(append(tx, rooms, &msg, now_ms)?),
+        Request::Erase { room } => Outcome::Erased(erase(tx, rooms, &room)?),
+    })
+}
+
+/// The rooms touched by the current batch: their counters are kept here and written
+/// once per room at the end of the batch.
+#[derive(Default)]
+struct RoomCache {
+    rooms: HashMap<String, CachedRoom>,
+}
+
+struct CachedRoom {
+    room_no: i64,
+    next_seq: i64,
+    message_count: i64,
+    last_message_at: Option<i64>,
+    dirty: bool,
+}
+
+impl RoomCache {
+    fn get<'a>(
+        &'a mut self,
+        tx: &Transaction<'_>,
+        room: &str,
+    ) -> rusqlite::Result<Option<&'a mut CachedRoom>> {
+        if !self.rooms.contains_key(room) {
+            let loaded = tx
+                .prepare_cached(
+                    "SELECT room_no, next_seq, message_count, last_message_at
+                     FROM rooms WHERE id = ?1",
+                )?
+                .query_row([room], |row| {
+                    Ok(CachedRoom {
+                        room_no: row.get(0)?,
+                        next_seq: row.get(1)?,
+                        message_count: row.get(2)?,
+                        last_message_at: row.get(3)?,
+                        dirty: false,
+                    })
+                })
+                .optional()?;
+            match loaded {
+                Some(cached) => self.rooms.insert(room.to_owned(), cached),
+                None => return Ok(None),
+            };
+        }
+        Ok(self.rooms.get_mut(room))
+    }
+
+    fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let mut update = tx.prepare_cached(
+            "UPDATE rooms SET next_seq = ?2, message_count = ?3, last_message_at = ?4
+             WHERE room_no = ?1",
+        )?;
+        for room in self.rooms.values().filter(|room| room.dirty) {
+            update.execute(params![
+                room.room_no,
+                room.next_seq,
+                room.message_count,
+                room.last_message_at
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+fn join(
+    tx: &Transaction<'_>,
+    rooms: &mut RoomCache,
+    room: &str,
+    joining: &Joining,
+    now_ms: i64,
+) -> rusqlite::Result<Participant> {
+    let seen = tx
+        .prepare_cached("UPDATE users SET last_seen_at = ?3 WHERE room = ?1 AND token_hash = ?2")?
+        .execute(params![room, joining.token_hash, now_ms])?;
+    if seen > 0
+        && let Some(participant) = find_participant(tx, room, &joining.token_hash)?
+    {
+        return Ok(participant);
+    }
+    if rooms.get(tx, room)?.is_none() {
+        tx.prepare_cached(
+            "INSERT INTO rooms (id, created_at, message_count, next_seq) VALUES (?1, ?2, 0, 1)",
+        )?
+        .execute(params![room, now_ms])?;
+    }
+    let first_seq = rooms.get(tx, room)?.map_or(1, |cached| cached.next_seq);
+    let participant = Participant {
+        room: room.to_owned(),
+        token_hash: joining.token_hash.clone(),
+        name: joining.name.clone(),
+        email_hash: joining.email_hash.clone(),
+        avatar: joining.avatar.clone(),
+        first_seq,
+        joined_at: now_ms,
+        last_seen_at: now_ms,
+    };
+    tx.prepare_cached(&format!(
+        "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?
+    .execute(params![
+        participant.room,
+        participant.token_hash,
+        participant.name,
+        participant.email_hash,
+        participant.avatar,
+        participant.first_seq,
+        participant.joined_at,
+        participant.last_seen_at,
+    ])?;
+    Ok(participant)
+}
+
+fn append(
+    tx: &Transaction<'_>,
+    rooms: &mut RoomCache,
+    msg: &NewMessage,
+    now_ms: i64,
+) -> rusqlite::Result<Result<StoredMessage, StoreError>> {
+    let Some(room) = rooms.get(tx, &msg.room)? else {
+        return Ok(Err(StoreError::RoomNotFound(msg.room.clone())));
+    };
+    let seq = room.next_seq;
+    // One statement on the usual path: a retried client id hits the unique index and
+    // inserts nothing, and only then is the stored message looked up.
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO messages (room_no, seq, user, avatar, text, ts, client_id, token_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            room.room_no,
+            seq,
+            msg.user,
+            msg.avatar,
+            msg.text,
+            now_ms,
+            msg.client_id,
+            msg.token_hash,
+        ])?;
+    if inserted == 0 {
+        let stored = tx
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_no = ?1 AND client_id = ?2"
+            ))?
+            .query_row(params![room.room_no, msg.client_id], |row| {
+                message_from_row(&msg.room, row)
+            })
+            .optional()?;
+        return Ok(stored.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "message {} of room {} already exists",
+                seq, msg.room
+            ))
+        }));
+    }
+    room.next_seq += 1;
+    room.message_count += 1;
+    room.last_message_at = Some(room.last_message_at.map_or(now_ms, |at| at.max(now_ms)));
+    room.dirty = true;
+    Ok(Ok(StoredMessage {
+        id: message_id(&msg.room, seq),
+        seq,
+        msg: msg.text.clone(),
+        user: msg.user.clone(),
+        img: msg.avatar.clone(),
+        ts: now_ms,
+    }))
+}
+
+fn erase(tx: &Transaction<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::Result<bool> {
+    rooms.rooms.remove(room);
+    tx.prepare_cached(&format!("DELETE FROM messages WHERE room_no = {ROOM_NO}"))?
+        .execute([room])?;
+    tx.prepare_cached("DELETE FROM users WHERE room = ?1")?
+        .execute([room])?;
+    let erased = tx
+        .prepare_cached("DELETE FROM rooms WHERE id = ?1")?
+        .execute([room])?;
+    Ok(erased > 0)
+}
+
+fn find_participant(
+    conn: &Connection,
+    room: &str,
+    token_hash: &str,
+) -> rusqlite::Result<Option<Participant>> {
+    conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE room = ?1 AND token_hash = ?2"
+    ))?
+    .query_row([room, token_hash], participant_from_row)
+    .optional()
+}
+
+/// A message of `room` from a row of [`MESSAGE_COLUMNS`].
+fn message_from_row(room: &str, row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+    let seq = row.get(0)?;
+    Ok(StoredMessage {
+        id: message_id(room, seq),
+        seq,
+        msg: row.get(1)?,
+        user: row.get(2)?,
+        img: row.get(3)?,
+        ts: row.get(4)?,
+    })
+}
+
+fn participant_from_row(row: &Row<'_>) -> rusqlite::Result<Participant> {
+    Ok(Participant {
+        room: row.get(0)?,
+        token_hash: row.get(1)?,
+        name: row.get(2)?,
+        email_hash: row.get(3)?,
+        avatar: row.get(4)?,
+        first_seq: row.get(5)?,
+        joined_at: row.get(6)?,
+        last_seen_at: row.get(7)?,
+    })
+}
+
+fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomInfo> {
+    Ok(RoomInfo {
+        id: row.get(0)?,
+        created_at: row.get(1)?,
+        last_message_at: row.get(2)?,
+        message_count: row.get(3)?,
+        next_seq: row.get(4)?,
+    })
+}
+
+async fn answered<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+    answer.await.map_err(|_| writer_gone())?
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the SQLite writer thread has stopped".to_owned())
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("SQLite: {error}"))
+}
+
+fn connect_error(path: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Connect {
+        url: format!("sqlite:{}", path.display()),
+        reason: reason.to_string(),
+    }
+}
