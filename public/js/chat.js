@@ -104,6 +104,22 @@ socket.on("connect_error", () => {
   $("banner-reconnecting").hidden = false;
 });
 
+// A page that goes away says goodbye at once, so that the partner sees "left" without
+// waiting for the heartbeat to time out. Over long-polling an ordinary request may be
+// cancelled with the page, so the Engine.IO close packet ("1") goes as a beacon.
+addEventListener("pagehide", () => {
+  const engine = socket.io.engine;
+  if (engine && engine.transport && engine.transport.name === "polling" && engine.id) {
+    const url = `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(engine.id)}`;
+    if (navigator.sendBeacon(url, "1")) return;
+  }
+  socket.disconnect();
+});
+// Back from the back/forward cache: connect again.
+addEventListener("pageshow", (event) => {
+  if (event.persisted && !socket.connected) socket.connect();
+});
+
 socket.on("peopleinchat", (data) => {
   if (!state.awaitingLoad) return;
   state.awaitingLoad = false;

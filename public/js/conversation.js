@@ -49,6 +49,15 @@ export class Conversation {
     this.pending = new Map();
     this.me = null;
     this.partnerReadSeq = 0;
+    // When the box changes size (a banner shows, the phone keyboard opens), a reader
+    // who was at the newest message stays there.
+    this.pinned = true;
+    scroller.addEventListener("scroll", () => {
+      this.pinned = this.isNearBottom();
+    });
+    new ResizeObserver(() => {
+      if (this.pinned) this.scrollToBottom();
+    }).observe(scroller);
   }
 
   /** Who "me" is: decides which messages go on the right. */
@@ -88,6 +97,7 @@ export class Conversation {
 
   scrollToBottom() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.pinned = true;
   }
 
   /** Forgets every message (a new seat in a room, or the room erased). */

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real tete on a free port.
 
 mod helpers;
+mod node;
 mod sio;
 
 mod binary;

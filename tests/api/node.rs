@@ -18,8 +18,12 @@ pub fn ensure_node_modules() {
         return;
     }
     let dir = js_dir();
-    let ready = dir.join("node_modules/socket.io-client/package.json").exists()
-        && dir.join("node_modules/playwright-core/package.json").exists();
+    let ready = dir
+        .join("node_modules/socket.io-client/package.json")
+        .exists()
+        && dir
+            .join("node_modules/playwright-core/package.json")
+            .exists();
     if !ready {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])

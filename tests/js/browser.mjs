@@ -14,7 +14,7 @@
 // passed; anything else prints what failed.
 
 import { createHash } from "node:crypto";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
@@ -86,6 +86,9 @@ async function until(what, probe, timeout = STEP_TIMEOUT_MS) {
 
 // ---- people: one browser context each ---------------------------------------------
 
+/** Every person opened so far, for the screenshots taken when a step fails. */
+const everybody = [];
+
 /**
  * A person at their own browser: a fresh context (own cookies and localStorage), one
  * page, and a record of what must not happen (dialogs, page errors) and of the
@@ -104,6 +107,7 @@ async function person(browser, name, { phone = false } = {}) {
   await context.route("https://www.gravatar.com/**", (route) => route.abort());
   const page = await context.newPage();
   const who = { name, context, page, dialogs: [], errors: [], websockets: [], polls: 0 };
+  everybody.push(who);
   page.on("dialog", (dialog) => {
     who.dialogs.push(dialog.message());
     dialog.dismiss().catch(() => {});
@@ -319,6 +323,8 @@ async function twoPeopleChat(browser, mode) {
   await shot(c, `${tag}-5-too-many`);
 
   step("B closes the page: A sees that B left and the room is free");
+  // As when a tab is closed: its unload handlers run (close() does not wait for them).
+  await Promise.all([b.page.waitForEvent("close"), b.page.close({ runBeforeUnload: true })]);
   await b.context.close();
   await waitState(a, "left");
   check((await visibleText(a, "#banner-alone-text")).includes("Bob left"), "A is told Bob left");
@@ -447,8 +453,26 @@ function clientHelpers() {
   check(messageProblem("  ") !== null && messageProblem("hi") === null, "blank messages");
 }
 
+/** What every page still open showed when a step failed. */
+async function failureScreenshots() {
+  if (!shotsDir) return;
+  for (const [index, who] of everybody.entries()) {
+    if (who.page.isClosed()) continue;
+    const file = path.join(shotsDir, `failure-${index}-${who.name}.png`);
+    await who.page.screenshot({ path: file, timeout: 5_000 }).then(
+      () => console.error(`screenshot of ${who.name} at the failure: ${file}`),
+      () => {},
+    );
+  }
+}
+
 async function main() {
-  if (shotsDir) await mkdir(shotsDir, { recursive: true });
+  if (shotsDir) {
+    await mkdir(shotsDir, { recursive: true });
+    for (const file of await readdir(shotsDir)) {
+      if (file.startsWith("failure-")) await rm(path.join(shotsDir, file));
+    }
+  }
   console.log("client helpers");
   clientHelpers();
   // launch() gives every run a fresh temporary user-data directory of its own.
@@ -465,6 +489,9 @@ async function main() {
     await twoPeopleChat(browser, "polling");
     console.log("a kept conversation: reconnection, reload, scrollback");
     await keptConversation(browser);
+  } catch (error) {
+    await failureScreenshots();
+    throw error;
   } finally {
     await browser.close().catch(() => {});
   }
