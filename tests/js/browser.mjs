@@ -176,6 +176,8 @@ function messages(who) {
       img: li.querySelector(".avatar img").getAttribute("src"),
       when: li.querySelector("time").textContent,
       pending: li.classList.contains("pending") || li.classList.contains("failed"),
+      failed: li.classList.contains("failed"),
+      note: li.querySelector(".msg-note").textContent,
       seen: li.classList.contains("seen"),
     })),
   );
@@ -329,6 +331,9 @@ async function twoPeopleChat(browser, mode) {
   await waitState(a, "left");
   check((await visibleText(a, "#banner-alone-text")).includes("Bob left"), "A is told Bob left");
   await shot(a, `${tag}-6-left`);
+  step("C tries again now that the room is free: Alice is waiting");
+  await c.page.locator("#toomany-retry").click();
+  await waitState(c, "personinchat");
 
   step(`transport: ${mode}`);
   if (mode === "polling") {
@@ -431,6 +436,55 @@ async function keptConversation(browser) {
   check(kept.scrollTop > 0, `the view did not jump to the top (${JSON.stringify(kept)})`);
   check(kept.top > -200 && kept.top < kept.height, `the message read before is still in view (${JSON.stringify(kept)})`);
   await shot(a, "ws-9-scrollback");
+
+  step("the same person in a second tab takes the seat over; the first tab can take it back");
+  const second = await a.context.newPage();
+  second.on("pageerror", (error) => a.errors.push(error.message));
+  await second.goto(roomUrl);
+  const a2 = { ...a, name: "A's second tab", page: second };
+  await waitState(a2, "chatting");
+  await waitState(a, "replaced");
+  check((await visibleText(a2, "#me-name")) === "Alice", "the second tab is Alice without logging in");
+  await a.page.locator("#replaced-back").click();
+  await waitState(a, "chatting");
+  await waitState(a2, "replaced");
+  await second.close();
+  await say(a, "still me");
+  await waitMessage(b, "still me");
+
+  step("a burst over the flood limit: refused sends say so and can be retried");
+  await b.page.evaluate(() => {
+    const box = document.getElementById("composer-text");
+    const form = document.getElementById("composer");
+    for (let i = 1; i <= 30; i++) {
+      box.value = `burst ${i}`;
+      form.requestSubmit();
+    }
+  });
+  const refused = await until("some of the burst to be refused", async () => {
+    const list = await messages(b);
+    const burst = list.filter((m) => m.text.startsWith("burst "));
+    return burst.length === 30 && burst.every((m) => m.seq !== null || m.failed) ? burst.filter((m) => m.failed) : null;
+  });
+  check(refused.length > 0, "the server refused part of a burst of 30");
+  check(
+    refused.every((m) => m.note.startsWith("Not sent") && m.note.includes("Retry")),
+    `a refused message says why and offers a retry: ${JSON.stringify(refused[0])}`,
+  );
+  await sleep(1_500);
+  const retry = b.page.locator("#messages .msg.failed .link-button");
+  for (let clicks = 0; clicks < 30 && (await retry.count()) > 0; clicks++) {
+    await retry.first().click();
+    await sleep(150);
+  }
+  await until("every retried message to be sent", async () =>
+    (await messages(b)).filter((m) => m.text.startsWith("burst ")).every((m) => m.seq !== null),
+  );
+  await waitMessage(a, "burst 30");
+  const burstOnA = (await messages(a)).filter((m) => m.text.startsWith("burst "));
+  check(burstOnA.length === 30, `A got the 30 messages once each (${burstOnA.length})`);
+  noDuplicates(await messages(a), a);
+  await shot(b, "ws-10-burst-phone");
 
   for (const who of [a, b]) clean(who);
   await a.context.close();
