@@ -94,7 +94,7 @@ const everybody = [];
  * page, and a record of what must not happen (dialogs, page errors) and of the
  * transports used.
  */
-async function person(browser, name, { phone = false } = {}) {
+async function person(browser, name, { phone = false, blockWebSocket = false } = {}) {
   const context = await browser.newContext({
     viewport: phone ? { width: 360, height: 740 } : { width: 1000, height: 760 },
     deviceScaleFactor: 1,
@@ -105,6 +105,10 @@ async function person(browser, name, { phone = false } = {}) {
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
   // No internet here: avatars are checked by their URL, and refused at once.
   await context.route("https://www.gravatar.com/**", (route) => route.abort());
+  if (blockWebSocket) {
+    // As behind a proxy that refuses WebSocket: every attempt is closed at once.
+    await context.routeWebSocket(/.*/, (ws) => ws.close({ code: 1008, reason: "blocked" }));
+  }
   const page = await context.newPage();
   const who = { name, context, page, dialogs: [], errors: [], websockets: [], polls: 0 };
   everybody.push(who);
@@ -246,9 +250,12 @@ async function twoPeopleChat(browser, mode) {
   check(clipboard === roomUrl, `the clipboard holds the room link (${clipboard})`);
   await shot(a, `${tag}-1-invite`);
 
-  step("B opens the link on a phone-sized screen and sees Alice waiting");
-  const b = await person(browser, "B", { phone: true });
-  await b.page.goto(roomUrl + query);
+  // Over long-polling, A forces it with ?transport=polling while B's browser has
+  // WebSocket blocked and opens the plain link: the client stays on long-polling.
+  const blocked = mode === "polling";
+  step(`B opens the link on a phone-sized screen${blocked ? " with WebSocket blocked" : ""}`);
+  const b = await person(browser, "B", { phone: true, blockWebSocket: blocked });
+  await b.page.goto(roomUrl);
   await waitState(b, "personinchat");
   check((await visibleText(b, "#login-title")) === "Chat with Alice", "B is invited to chat with Alice");
   check(
@@ -272,8 +279,10 @@ async function twoPeopleChat(browser, mode) {
   await shot(b, `${tag}-3-they-started`);
 
   step("A writes; B gets it with Alice's name and avatar; Enter sends");
+  const bPolls = b.polls;
   await say(a, "Hello Bob!");
   const got = await waitMessage(b, "Hello Bob!");
+  if (blocked) check(b.polls > bPolls, "B, with WebSocket blocked, got it over long-polling");
   check(got.user === "Alice" && !got.mine, `B shows Alice's message as hers: ${JSON.stringify(got)}`);
   check(got.img === gravatar(alice.email), `with Alice's avatar: ${got.img}`);
   check(got.when === "now", `sent "now": ${got.when}`);
@@ -339,7 +348,7 @@ async function twoPeopleChat(browser, mode) {
   if (mode === "polling") {
     check(a.websockets.length === 0, `A opened no WebSocket with ?transport=polling: ${a.websockets}`);
     check(c.websockets.length === 0, "C opened no WebSocket either");
-    check(a.polls > 0, "A talked over long-polling");
+    check(a.polls > 0 && b.polls > 0, "A and B talked over long-polling");
   } else {
     check(a.websockets.some((u) => u.includes("/socket.io/")), "A upgraded to a WebSocket");
   }
