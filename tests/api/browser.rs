@@ -10,11 +10,12 @@ use crate::node::{ensure_node_modules, js_dir, run_node};
 /// Where Debian puts Chromium; `TETE_CHROMIUM` points elsewhere.
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
-fn chromium() -> Option<PathBuf> {
+/// The Chromium to drive, or the path where none was found.
+fn chromium() -> Result<PathBuf, PathBuf> {
     let path = std::env::var_os("TETE_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
-    path.is_file().then_some(path)
+    if path.is_file() { Ok(path) } else { Err(path) }
 }
 
 fn browser_required() -> bool {
@@ -26,19 +27,23 @@ fn repo() -> &'static Path {
 }
 
 #[tokio::test]
-async fn two_people_chat_in_a_real_browser_over_websocket_and_long_polling() {
-    let Some(chromium) = chromium() else {
-        assert!(
-            !browser_required(),
-            "TETE_REQUIRE_BROWSER=1 but there is no Chromium at {DEFAULT_CHROMIUM} \
-             (apt-get install chromium, or set TETE_CHROMIUM)"
-        );
-        eprintln!(
-            "\n!!! BROWSER TEST SKIPPED: no Chromium at {DEFAULT_CHROMIUM}.\n\
-             !!! Install it (apt-get install -y chromium) or set TETE_CHROMIUM; \
-             CI sets TETE_REQUIRE_BROWSER=1 so that it cannot be skipped there.\n"
-        );
-        return;
+async fn two_people_chat_in_a_real_browser_and_keep_their_conversation() {
+    let chromium = match chromium() {
+        Ok(path) => path,
+        Err(missing) => {
+            let missing = missing.display();
+            assert!(
+                !browser_required(),
+                "TETE_REQUIRE_BROWSER=1 but there is no Chromium at {missing} \
+                 (apt-get install -y chromium, or set TETE_CHROMIUM)"
+            );
+            eprintln!(
+                "\n!!! BROWSER TEST SKIPPED: no Chromium at {missing}.\n\
+                 !!! Install it (apt-get install -y chromium) or set TETE_CHROMIUM; \
+                 CI sets TETE_REQUIRE_BROWSER=1 so that it cannot be skipped there.\n"
+            );
+            return;
+        }
     };
     let app = spawn_app().await;
     let screenshots = repo().join("tests/browser/screenshots");
