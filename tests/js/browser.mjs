@@ -334,10 +334,11 @@ async function twoPeopleChat(browser, mode) {
   await shot(c, `${tag}-5-too-many`);
 
   step("B closes the page: A sees that B left and the room is free");
-  // As when a tab is closed: its unload handlers run (close() does not wait for them).
+  // As when a tab is closed: its unload handlers run (close() does not wait for them),
+  // and the browser lives on, so what the page sent on its way out is delivered.
   await Promise.all([b.page.waitForEvent("close"), b.page.close({ runBeforeUnload: true })]);
-  await b.context.close();
   await waitState(a, "left");
+  await b.context.close();
   check((await visibleText(a, "#banner-alone-text")).includes("Bob left"), "A is told Bob left");
   await shot(a, `${tag}-6-left`);
   step("C tries again now that the room is free: Alice is waiting");
@@ -361,6 +362,8 @@ async function twoPeopleChat(browser, mode) {
 async function keptConversation(browser) {
   const a = await person(browser, "A");
   const b = await person(browser, "B", { phone: true });
+  // A's clock can be moved forward (it runs as usual until then).
+  await a.context.clock.install();
   await a.page.goto(`${base}/create`);
   await a.page.waitForURL(/\/chat\/[A-Za-z0-9_-]{22,64}$/);
   const roomUrl = a.page.url();
@@ -494,6 +497,18 @@ async function keptConversation(browser) {
   check(burstOnA.length === 30, `A got the 30 messages once each (${burstOnA.length})`);
   noDuplicates(await messages(a), a);
   await shot(b, "ws-10-burst-phone");
+
+  step('three minutes later A reads "3 min ago"; the connection, stale by then, comes back');
+  check((await messages(a)).at(-1).when === "now", "the newest message was sent now");
+  await a.page.clock.fastForward("03:00");
+  await until('the times to say "3 min ago"', async () => (await messages(a)).at(-1).when === "3 min ago");
+  await until("A to be connected again", async () =>
+    (await a.page.locator("#chat").getAttribute("data-connection")) === "online" &&
+    (await a.page.locator("#banner-reconnecting").isHidden()),
+  20_000);
+  await waitState(a, "chatting");
+  await say(a, "three minutes later");
+  await waitMessage(b, "three minutes later");
 
   for (const who of [a, b]) clean(who);
   await a.context.close();
