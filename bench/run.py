@@ -89,8 +89,10 @@ def pairs_case(load, timing, follows_saturation=False):
 
 
 def follow_saturation(cases, saturation):
-    """Re-aims the cases that offer the reference's saturation rate at `saturation`."""
-    for i, case in enumerate(cases):
+    """Re-aims the cases that offer the reference's saturation rate at `saturation`;
+    one that becomes the same as another case is dropped."""
+    for i in reversed(range(len(cases))):
+        case = cases[i]
         if not case.get("follows_saturation"):
             continue
         timing = {k: case[k] for k in ("warmup", "duration", "drain")}
@@ -98,6 +100,8 @@ def follow_saturation(cases, saturation):
             cases[i] = steady_case(saturation, timing)
         else:
             cases[i] = pairs_case(saturation, timing, follows_saturation=True)
+        if any(other["name"] == cases[i]["name"] for j, other in enumerate(cases) if j != i):
+            del cases[i]
 
 
 def case_budget(case):
@@ -237,7 +241,10 @@ def run_case(server, case, out_dir, server_core, loadgen_core):
         env=env, stdout=server_log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile,
         cwd=ROOT)
     try:
-        wait_ready(port, process)
+        try:
+            wait_ready(port, process)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; see {stem}.server.log") from error
         args = loadgen_args(case, port, process.pid, server.acks)
         log(f"{case['name']} on {server.name}: loadgen {' '.join(args)}")
         with open(f"{stem}.loadgen.log", "wb") as loadgen_log:
@@ -493,7 +500,7 @@ def main():
                         help="extra environment for tete in every case (repeatable)")
     parser.add_argument("--flood-env", action="append", metavar="KEY=VALUE",
                         help="extra environment for tete in the saturation cases only "
-                             "(flood, polling-flood): the per-client flood-limit override")
+                             "(flood, steady@…, polling-flood): the per-client flood-limit override")
     parser.add_argument("--no-tete-acks", action="store_true",
                         help="send tete's msg without an ack id")
     parser.add_argument("--saturation-rate", type=int, default=80000,
@@ -542,7 +549,10 @@ def main():
 
     started = time.monotonic()
     results = {}
-    for case in cases:
+    index = 0
+    while index < len(cases):  # the list may shrink once the reference's flood is known
+        case = cases[index]
+        index += 1
         for server in servers:
             if args.wait_quiet > 0:
                 wait_quiet({args.server_core, args.loadgen_core}, args.wait_quiet)

@@ -133,12 +133,20 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// The running process's view: `config/` beside the working directory (or
-    /// `TETE_CONFIG_DIR`) and the real environment variables.
+    /// The running process's view: `TETE_CONFIG_DIR`, else `config/` in the working
+    /// directory, else the `config/` of the checkout tete was built from; and the real
+    /// environment variables.
     pub fn from_process() -> Self {
         let config_dir = std::env::var_os("TETE_CONFIG_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("config"));
+            .unwrap_or_else(|| {
+                let here = PathBuf::from("config");
+                if here.join("base.toml").is_file() {
+                    here
+                } else {
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+                }
+            });
         Sources {
             config_dir,
             vars: std::env::vars().collect(),
