@@ -5,6 +5,7 @@ mod node;
 mod sio;
 
 mod binary;
+mod browser;
 mod chat;
 mod crash;
 mod health;
