@@ -342,11 +342,20 @@ fn text(body: String) -> HttpResponse {
         .body(body)
 }
 
-struct PollGuard<'a>(&'a Session);
+/// Marks the poll over when it ends; a poll dropped before it answered means the
+/// client went away mid-request (a closed tab), which ends the session, as in the
+/// reference implementation ("poll connection closed prematurely").
+struct PollGuard<'a> {
+    session: &'a Arc<Session>,
+    answered: bool,
+}
 
 impl Drop for PollGuard<'_> {
     fn drop(&mut self) {
-        self.0.state().poll_active = false;
+        self.session.state().poll_active = false;
+        if !self.answered {
+            self.session.close(CloseReason::TransportClose);
+        }
     }
 }
 
@@ -379,7 +388,10 @@ async fn poll(session: Arc<Session>) -> Result<HttpResponse, EngineError> {
         }
         st.poll_active = true;
     }
-    let _poll = PollGuard(&session);
+    let mut guard = PollGuard {
+        session: &session,
+        answered: false,
+    };
     loop {
         let woken = session.wake.notified();
         tokio::pin!(woken);
@@ -401,14 +413,17 @@ async fn poll(session: Arc<Session>) -> Result<HttpResponse, EngineError> {
                 if closed {
                     session.engine.remove(&session.sid);
                 }
+                guard.answered = true;
                 return Ok(text(body));
             }
             if st.closed.is_some() {
                 drop(st);
                 session.engine.remove(&session.sid);
+                guard.answered = true;
                 return Ok(text(Packet::Close.encode()));
             }
             if st.upgrade == Upgrade::Probed || st.transport != TransportKind::Polling {
+                guard.answered = true;
                 return Ok(text(Packet::Noop.encode()));
             }
         }
