@@ -452,7 +452,12 @@ async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
                 }
                 reply(
                     ack,
-                    &json!({ "ok": true, "id": stored.id, "seq": stored.seq, "ts": stored.ts }),
+                    &MsgAck {
+                        ok: true,
+                        id: &stored.id,
+                        seq: stored.seq,
+                        ts: stored.ts,
+                    },
                 );
             }
             Err(e) => fail(&socket, ack, ChatError::from(e)),
@@ -460,6 +465,15 @@ async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
         done_conn.pipeline.finish();
     });
     chat.store.append_then(message, now_ms(), done).await;
+}
+
+/// A stored message's ack, `{ok, id, seq, ts}` (a struct: no `json!` map per message).
+#[derive(serde::Serialize)]
+struct MsgAck<'a> {
+    ok: bool,
+    id: &'a str,
+    seq: i64,
+    ts: i64,
 }
 
 /// A `msg`'s payload, checked: the message to store, or why it is refused.
