@@ -14,7 +14,7 @@ suites="${1:?usage: scripts/conformance.sh DIR-WITH-THE-SUITES}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 cargo build --release --example conformance --manifest-path "$root/Cargo.toml"
-"$root/target/release/examples/conformance" &
+"${CARGO_TARGET_DIR:-$root/target}/release/examples/conformance" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do

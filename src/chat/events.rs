@@ -1,6 +1,7 @@
 //! The `/socket` namespace: every event of the wire contract (DESIGN.md), validated,
 //! answered to the right people, and stored before it is acknowledged.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
@@ -14,6 +15,10 @@ use super::seats::{Seat, Take};
 use crate::socketio::{AckSender, DisconnectReason, Event, NamespaceBuilder, Socket};
 use crate::store::{Cursor, Joining, NewMessage, StoredMessage};
 
+/// Messages of one connection that may be in the store's queue at once: enough to keep
+/// the writer's batches large, bounded so that one client cannot fill the shared queue.
+pub const MAX_PIPELINED: usize = 64;
+
 /// Messages handed back on (re)join: the latest ones…
 pub const JOIN_PAGE: u32 = 50;
 /// …or, after a known seq, up to this many (then `more` says to page on).
@@ -25,6 +30,52 @@ pub const MAX_PAGE: u32 = 200;
 pub(crate) struct Conn {
     // A std mutex: short updates, never held across an await.
     state: Mutex<ConnState>,
+    pipeline: Pipeline,
+}
+
+/// The messages of a connection queued in the store and not yet answered. Their
+/// answers (`receive`, ack) are sent by the store's completion, in order; everything
+/// else this connection is answered waits until they are all out, so the client hears
+/// back in the order it asked.
+#[derive(Default)]
+struct Pipeline {
+    in_flight: AtomicUsize,
+    /// Set while a handler waits for `in_flight` to drop.
+    waiting: AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+impl Pipeline {
+    /// Waits until fewer than `limit` messages are in flight.
+    async fn below(&self, limit: usize) {
+        if self.in_flight.load(Ordering::SeqCst) < limit {
+            return;
+        }
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            // SeqCst pairs with `finish`: either this load sees its decrement, or it
+            // sees `waiting` and wakes us.
+            self.waiting.store(true, Ordering::SeqCst);
+            if self.in_flight.load(Ordering::SeqCst) < limit {
+                self.waiting.store(false, Ordering::SeqCst);
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn start(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn finish(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) {
+            self.changed.notify_waiters();
+        }
+    }
 }
 
 struct ConnState {
@@ -52,6 +103,13 @@ impl Conn {
         self.state().seat.clone()
     }
 
+    fn seated_in(&self, room: &str) -> bool {
+        self.state()
+            .seat
+            .as_ref()
+            .is_some_and(|s| s.room.as_str() == room)
+    }
+
     pub(crate) fn clear_seat(&self, room: &RoomId) {
         let mut st = self.state();
         if st.seat.as_ref().is_some_and(|s| &s.room == room) {
@@ -70,6 +128,7 @@ fn conn(chat: &Chat, socket: &Socket) -> Arc<Conn> {
             seat: None,
             bucket: TokenBucket::new(chat.limits.messages_per_second, chat.limits.burst),
         }),
+        pipeline: Pipeline::default(),
     });
     socket.set_state(c.clone());
     socket.state::<Conn>().unwrap_or(c)
@@ -94,6 +153,14 @@ fn reply<T: serde::Serialize>(ack: Option<AckSender>, body: &T) {
     }
 }
 
+/// Waits until this connection's stored messages have all been answered, so that what
+/// comes next reaches the client after them.
+async fn settled(socket: &Socket) {
+    if let Some(conn) = socket.state::<Conn>() {
+        conn.pipeline.below(1).await;
+    }
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -115,28 +182,49 @@ pub fn register(chat: Arc<Chat>, ns: NamespaceBuilder) -> NamespaceBuilder {
         }
     })
     .on("load", move |socket, event| {
-        on_load(c2.clone(), socket, event)
+        let chat = c2.clone();
+        async move {
+            settled(&socket).await;
+            on_load(chat, socket, event).await
+        }
     })
     .on("login", move |socket, event| {
-        on_login(c3.clone(), socket, event)
+        let chat = c3.clone();
+        async move {
+            settled(&socket).await;
+            on_login(chat, socket, event).await
+        }
     })
     .on("msg", move |socket, event| {
         on_msg(c4.clone(), socket, event)
     })
     .on("history", move |socket, event| {
-        on_history(c5.clone(), socket, event)
+        let chat = c5.clone();
+        async move {
+            settled(&socket).await;
+            on_history(chat, socket, event).await
+        }
     })
     .on("typing", move |socket, event| async move {
+        settled(&socket).await;
         on_typing(&socket, event);
     })
     .on("read", move |socket, event| async move {
+        settled(&socket).await;
         on_read(&socket, event);
     })
     .on_other(|socket, event| async move {
+        settled(&socket).await;
         let name = event.name.clone();
         fail(&socket, event.ack, ChatError::UnknownEvent(name));
     })
-    .on_disconnect(move |socket, reason| on_disconnect(c6.clone(), socket, reason))
+    .on_disconnect(move |socket, reason| {
+        let chat = c6.clone();
+        async move {
+            settled(&socket).await;
+            on_disconnect(chat, socket, reason).await
+        }
+    })
 }
 
 async fn on_load(chat: Arc<Chat>, socket: Socket, event: Event) {
@@ -342,72 +430,85 @@ struct MsgPayload {
 
 async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
     let conn = conn(&chat, &socket);
-    if !conn.state().bucket.take() {
-        return fail(&socket, event.ack, ChatError::RateLimited);
-    }
-    let Some(seat) = conn.seat() else {
-        return fail(&socket, event.ack, ChatError::NotLoggedIn);
-    };
-    let payload: MsgPayload = match event.data() {
-        Ok(p) => p,
-        Err(_) => {
-            return fail(
-                &socket,
-                event.ack,
-                ChatError::InvalidMessage("msg needs {msg: text}".into()),
-            );
+    let mut ack = event.ack;
+    let message = match checked_message(&conn, &event.args) {
+        Ok(message) => message,
+        Err(e) => {
+            conn.pipeline.below(1).await;
+            return fail(&socket, ack.take(), e);
         }
     };
+    conn.pipeline.below(MAX_PIPELINED).await;
+    conn.pipeline.start();
+    let done_conn = conn.clone();
+    let room = message.room.clone();
+    let done = Box::new(move |stored: Result<StoredMessage, _>| {
+        match stored {
+            Ok(stored) => {
+                // Only a connection still seated in the room speaks to it (it may have
+                // been replaced or the room erased while the message was being stored).
+                if done_conn.seated_in(&room) {
+                    let _ = socket.to(&room).emit("receive", &stored);
+                }
+                reply(
+                    ack,
+                    &MsgAck {
+                        ok: true,
+                        id: &stored.id,
+                        seq: stored.seq,
+                        ts: stored.ts,
+                    },
+                );
+            }
+            Err(e) => fail(&socket, ack, ChatError::from(e)),
+        }
+        done_conn.pipeline.finish();
+    });
+    chat.store.append_then(message, now_ms(), done).await;
+}
+
+/// A stored message's ack, `{ok, id, seq, ts}` (a struct: no `json!` map per message).
+#[derive(serde::Serialize)]
+struct MsgAck<'a> {
+    ok: bool,
+    id: &'a str,
+    seq: i64,
+    ts: i64,
+}
+
+/// A `msg`'s payload, checked: the message to store, or why it is refused.
+fn checked_message(
+    conn: &Conn,
+    args: &[Box<serde_json::value::RawValue>],
+) -> Result<NewMessage, ChatError> {
+    if !conn.state().bucket.take() {
+        return Err(ChatError::RateLimited);
+    }
+    let seat = conn.seat().ok_or(ChatError::NotLoggedIn)?;
+    let payload: MsgPayload = args
+        .first()
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .ok_or_else(|| ChatError::InvalidMessage("msg needs {msg: text}".into()))?;
     let text = match payload.msg {
-        Some(serde_json::Value::String(s)) => MessageText::parse(&s),
-        _ => Err(ChatError::InvalidMessage("msg needs a text".into())),
-    };
-    let text = match text {
-        Ok(t) => t,
-        Err(e) => return fail(&socket, event.ack, e),
+        Some(serde_json::Value::String(s)) => MessageText::parse(&s)?,
+        _ => return Err(ChatError::InvalidMessage("msg needs a text".into())),
     };
     let client_id = match payload.cid {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => match ClientId::parse(&s) {
-            Ok(c) => Some(c.into_string()),
-            Err(e) => return fail(&socket, event.ack, e),
-        },
+        Some(serde_json::Value::String(s)) => Some(ClientId::parse(&s)?.into_string()),
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
         Some(_) => {
-            return fail(
-                &socket,
-                event.ack,
-                ChatError::InvalidMessage("cid must be a string".into()),
-            );
+            return Err(ChatError::InvalidMessage("cid must be a string".into()));
         }
     };
-    let stored = chat
-        .store
-        .append(
-            NewMessage {
-                room: seat.room.as_str().to_owned(),
-                user: seat.name.clone(),
-                avatar: seat.avatar.clone(),
-                text: text.into_string(),
-                client_id,
-                token_hash: seat.token_hash.clone(),
-            },
-            now_ms(),
-        )
-        .await;
-    let stored: StoredMessage = match stored {
-        Ok(m) => m,
-        Err(e) => return fail(&socket, event.ack, e.into()),
-    };
-    // Only a connection still seated in the room speaks to it (it may have been
-    // replaced or the room erased while the message was being stored).
-    if conn.seat().is_some_and(|s| s.room == seat.room) {
-        let _ = socket.to(seat.room.as_str()).emit("receive", &stored);
-    }
-    reply(
-        event.ack,
-        &json!({ "ok": true, "id": stored.id, "seq": stored.seq, "ts": stored.ts }),
-    );
+    Ok(NewMessage {
+        room: seat.room.as_str().to_owned(),
+        user: seat.name,
+        avatar: seat.avatar,
+        text: text.into_string(),
+        client_id,
+        token_hash: seat.token_hash,
+    })
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,7 @@
 //! - [`packet`]: the pure packet and payload codec.
 //! - [`session`]: one client's session, its queues and close.
 //! - [`server`]: the actix-web side: polling, WebSocket, upgrade, heartbeat.
+//! - `ws`: the WebSocket transport on actix-http's frame codec.
 //!
 //! This module knows nothing of Socket.IO or of the chat: the layer above talks to it
 //! through [`EngineHandler`] and [`EngineSocket`].
@@ -13,6 +14,7 @@ pub mod packet;
 pub mod server;
 pub mod session;
 pub mod sid;
+mod ws;
 
 pub use config::{AllowedOrigins, EngineConfig};
 pub use error::EngineError;

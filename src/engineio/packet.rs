@@ -108,7 +108,8 @@ impl Packet {
         out
     }
 
-    fn encoded_len_hint(&self) -> usize {
+    /// The length of the text form (binary: of the packet's bytes, +1), roughly.
+    pub(crate) fn encoded_len_hint(&self) -> usize {
         match self {
             Packet::Open(s) | Packet::Message(s) => s.len() + 1,
             Packet::Binary(b) => b.len().div_ceil(3) * 4 + 1,

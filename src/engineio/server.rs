@@ -17,6 +17,7 @@ use super::session::{
     CloseReason, EngineSocket, HandlerFuture, Handshake, Message, Session, TransportKind, Upgrade,
 };
 use super::sid::Sid;
+use super::ws::{self, Direct, FrameReader, WsBody, WsLink};
 
 /// What the layer above (Socket.IO) is told about its clients.
 pub trait EngineHandler: Send + Sync + 'static {
@@ -298,14 +299,20 @@ impl Engine {
         body: web::Payload,
         existing: Option<Arc<Session>>,
     ) -> Result<HttpResponse, EngineError> {
-        let (response, ws, stream) =
-            actix_ws::handle(req, body).map_err(|_| EngineError::BadRequest)?;
-        let stream = stream.max_frame_size(self.0.config.max_payload);
-        match existing {
+        let mut response =
+            actix_http::ws::handshake(req.head()).map_err(|_| EngineError::BadRequest)?;
+        let reader = FrameReader::new(body, self.0.config.max_payload);
+        let link = WsLink::new();
+        let session = match existing {
             None => {
                 let session = self.new_session(req, TransportKind::WebSocket);
-                let open = self.open_packet(&session, &[]);
-                actix_web::rt::spawn(websocket_session(self.clone(), session, ws, stream, open));
+                // The open packet goes first: it is queued before the application
+                // hears of the session.
+                link.send(Direct::Text(self.open_packet(&session, &[]).encode()));
+                session.state().ws = Some(link.clone());
+                self.0.handler.on_open(&EngineSocket(session.clone()));
+                actix_web::rt::spawn(ws::read_frames(session.clone(), link.clone(), reader));
+                session
             }
             Some(session) => {
                 let may_upgrade = {
@@ -319,16 +326,25 @@ impl Engine {
                     ok
                 };
                 if may_upgrade {
-                    actix_web::rt::spawn(upgrade(session, ws, stream));
+                    let (session, link) = (session.clone(), link.clone());
+                    actix_web::rt::spawn(async move {
+                        let mut reader = reader;
+                        if ws::probe_upgrade(&session, &link, &mut reader).await {
+                            ws::read_frames(session, link, reader).await;
+                        }
+                    });
                 } else {
                     // Already upgraded (or upgrading): this second WebSocket is refused.
-                    actix_web::rt::spawn(async move {
-                        let _ = ws.close(None).await;
-                    });
+                    link.send(Direct::Close(None));
                 }
+                session
             }
-        }
-        Ok(response)
+        };
+        let body = actix_web::body::BodyStream::new(WsBody::new(session, link));
+        response
+            .message_body(actix_web::body::MessageBody::boxed(body))
+            .map(HttpResponse::from)
+            .map_err(|_| EngineError::BadRequest)
     }
 }
 
@@ -432,7 +448,7 @@ async fn poll(session: Arc<Session>) -> Result<HttpResponse, EngineError> {
 }
 
 /// One packet from the client, whichever transport brought it.
-fn inbound(session: &Arc<Session>, packet: Packet) {
+pub(crate) fn inbound(session: &Arc<Session>, packet: Packet) {
     match packet {
         Packet::Message(text) => session.deliver(Message::Text(text)),
         Packet::Binary(bytes) => session.deliver(Message::Binary(bytes)),
@@ -507,136 +523,4 @@ async fn heartbeat(session: Arc<Session>) {
     // A closed polling session may be kept for its last packets; do not keep it forever.
     sleep(wait).await;
     session.engine.remove(&session.sid);
-}
-
-type WsStream = actix_ws::MessageStream;
-
-/// A session that opened directly over WebSocket.
-async fn websocket_session(
-    engine: Engine,
-    session: Arc<Session>,
-    mut ws: actix_ws::Session,
-    stream: WsStream,
-    open: Packet,
-) {
-    if ws.text(open.encode()).await.is_err() {
-        session.close(CloseReason::TransportClose);
-        return;
-    }
-    engine.0.handler.on_open(&EngineSocket(session.clone()));
-    run_websocket(session, ws, stream).await;
-}
-
-/// The upgrade of a polling session: probe, noop to the pending poll, switch.
-async fn upgrade(session: Arc<Session>, mut ws: actix_ws::Session, mut stream: WsStream) {
-    let deadline = Instant::now() + session.engine.config.ping_timeout;
-    let upgraded = loop {
-        let frame = match timeout(
-            deadline.saturating_duration_since(Instant::now()),
-            stream.next(),
-        )
-        .await
-        {
-            Ok(Some(Ok(frame))) => frame,
-            _ => break false,
-        };
-        let actix_ws::Message::Text(text) = frame else {
-            if matches!(frame, actix_ws::Message::Close(_)) {
-                break false;
-            }
-            continue;
-        };
-        match Packet::decode(&text) {
-            Ok(Packet::PingProbe) => {
-                if ws.text(Packet::PongProbe.encode()).await.is_err() {
-                    break false;
-                }
-                session.state().upgrade = Upgrade::Probed;
-                session.wake.notify_waiters();
-            }
-            Ok(Packet::Upgrade) if session.state().upgrade == Upgrade::Probed => {
-                let mut st = session.state();
-                if st.closed.is_some() {
-                    break false;
-                }
-                st.transport = TransportKind::WebSocket;
-                st.upgrade = Upgrade::None;
-                break true;
-            }
-            _ => break false,
-        }
-    };
-    if !upgraded {
-        {
-            let mut st = session.state();
-            if st.transport == TransportKind::Polling {
-                st.upgrade = Upgrade::None;
-            }
-        }
-        session.wake.notify_waiters();
-        let _ = ws.close(None).await;
-        return;
-    }
-    // The last poll may still be waiting: let it go with a noop.
-    session.wake.notify_waiters();
-    run_websocket(session, ws, stream).await;
-}
-
-/// Reads frames and writes queued packets until either side ends the session.
-async fn run_websocket(session: Arc<Session>, mut ws: actix_ws::Session, mut stream: WsStream) {
-    loop {
-        let woken = session.wake.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        let (batch, closed) = {
-            let mut st = session.state();
-            (std::mem::take(&mut st.outbox), st.closed)
-        };
-        for packet in batch {
-            let sent = match packet {
-                Packet::Binary(bytes) => ws.binary(bytes).await,
-                other => ws.text(other.encode()).await,
-            };
-            if sent.is_err() {
-                session.close(CloseReason::TransportClose);
-                return;
-            }
-        }
-        if closed.is_some() {
-            break;
-        }
-        let may_read = !session.inbound_full();
-        tokio::select! {
-            _ = &mut woken => {}
-            _ = session.wait_inbound_space(), if !may_read => {}
-            frame = stream.next(), if may_read => match frame {
-                Some(Ok(actix_ws::Message::Text(text))) => match Packet::decode(&text) {
-                    Ok(packet) => inbound(&session, packet),
-                    Err(_) => session.close(CloseReason::ParseError),
-                },
-                Some(Ok(actix_ws::Message::Binary(bytes))) => {
-                    session.deliver(Message::Binary(bytes));
-                }
-                Some(Ok(actix_ws::Message::Ping(bytes))) => {
-                    let _ = ws.pong(&bytes).await;
-                }
-                Some(Ok(actix_ws::Message::Close(_))) | None => {
-                    session.close(CloseReason::TransportClose);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                    session.close(CloseReason::TransportError);
-                    let _ = ws
-                        .close(Some(actix_ws::CloseReason {
-                            code: actix_ws::CloseCode::Size,
-                            description: Some("message too big".into()),
-                        }))
-                        .await;
-                    return;
-                }
-                Some(Err(_)) => session.close(CloseReason::TransportError),
-            },
-        }
-    }
-    let _ = ws.close(None).await;
 }

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use super::packet::Packet;
 use super::server::EngineInner;
 use super::sid::Sid;
+use super::ws::WsLink;
 
 /// A future an inbound message's handler returns; run after the ones before it.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -108,6 +109,8 @@ pub(crate) struct State {
     pub awaiting_pong: bool,
     /// When an unanswered ping becomes a timeout.
     pub pong_deadline: Option<tokio::time::Instant>,
+    /// The WebSocket that carries the outbox, once the transport is WebSocket.
+    pub ws: Option<Arc<WsLink>>,
 }
 
 struct Inbound {
@@ -167,6 +170,7 @@ impl Session {
                 post_active: false,
                 awaiting_pong: false,
                 pong_deadline: None,
+                ws: None,
             }),
             inbound: Mutex::new(Inbound {
                 queue: VecDeque::new(),
@@ -194,6 +198,9 @@ impl Session {
                 return Err(SendError::Closed);
             }
             st.outbox.extend(packets);
+            if let Some(ws) = &st.ws {
+                ws.wake();
+            }
             st.outbox.len() > self.engine.config.max_buffered_packets
         };
         if full {
@@ -222,6 +229,9 @@ impl Session {
             let close_waits = last == Some(Packet::Close) && !st.outbox.is_empty();
             if let Some(last) = last {
                 st.outbox.push_back(last);
+            }
+            if let Some(ws) = &st.ws {
+                ws.wake();
             }
             // A polling client learns of the close from its next poll (a poll racing
             // with its own close packet gets the noop), so the session waits for that

@@ -121,6 +121,9 @@ pub struct StoredMessage {
     pub ts: i64,
 }
 
+/// What [`Store::append_then`] calls with the outcome of an append.
+pub type AppendDone = Box<dyn FnOnce(Result<StoredMessage, StoreError>) + Send + 'static>;
+
 /// Where a page of history starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
@@ -239,6 +242,20 @@ impl Store {
     /// The room must exist ([`StoreError::RoomNotFound`] otherwise).
     pub async fn append(&self, msg: NewMessage, now_ms: i64) -> Result<StoredMessage, StoreError> {
         dispatch!(self, s => s.append(msg, now_ms))
+    }
+
+    /// Queues a message to be stored as [`Store::append`] does, and returns once it is
+    /// queued (waiting only for room in the queue); `done` is called with the outcome
+    /// once the message is stored (or has failed). Calls to `done` come in the order the
+    /// messages were queued, so a caller may keep many messages in flight and still
+    /// answer them in order. `done` may run on the store's own thread: it must be short
+    /// and must not block.
+    pub async fn append_then(&self, msg: NewMessage, now_ms: i64, done: AppendDone) {
+        match self {
+            Store::Sqlite(s) => s.append_then(msg, now_ms, done).await,
+            // One at a time: the outcome is known before the next message is queued.
+            Store::Mongo(s) => done(s.append(msg, now_ms).await),
+        }
     }
 
     /// A page of at most `limit` messages with `seq >= visible_from`, ascending by seq.

@@ -26,7 +26,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, param
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Cursor, Joining, NewMessage, Page, Participant, RoomInfo, RoomSummary, StoreError,
+    AppendDone, Cursor, Joining, NewMessage, Page, Participant, RoomInfo, RoomSummary, StoreError,
     StoredMessage, message_id, page_bounds, page_from_scan,
 };
 
@@ -167,6 +167,17 @@ impl SqliteStore {
         self.write(Request::Append { msg, now_ms }, Reply::Append(reply))
             .await?;
         answered(answer).await
+    }
+
+    /// Queues the append; `done` runs on the writer thread after the batch's commit.
+    pub async fn append_then(&self, msg: NewMessage, now_ms: i64, done: AppendDone) {
+        let op = WriteOp {
+            request: Request::Append { msg, now_ms },
+            reply: Reply::AppendThen(done),
+        };
+        if let Err(mpsc::error::SendError(op)) = self.shared.writes.send(op).await {
+            op.reply.fail(writer_gone());
+        }
     }
 
     pub async fn page(
@@ -403,6 +414,7 @@ enum Request {
 enum Reply {
     Join(oneshot::Sender<Result<Participant, StoreError>>),
     Append(oneshot::Sender<Result<StoredMessage, StoreError>>),
+    AppendThen(AppendDone),
     Erase(oneshot::Sender<Result<bool, StoreError>>),
 }
 
@@ -419,6 +431,7 @@ impl Reply {
         match (self, outcome) {
             (Reply::Join(reply), Outcome::Joined(participant)) => drop(reply.send(Ok(participant))),
             (Reply::Append(reply), Outcome::Appended(result)) => drop(reply.send(result)),
+            (Reply::AppendThen(done), Outcome::Appended(result)) => run_done(done, result),
             (Reply::Erase(reply), Outcome::Erased(existed)) => drop(reply.send(Ok(existed))),
             (reply, _) => reply.fail(StoreError::Unavailable(
                 "SQLite writer answered the wrong request".to_owned(),
@@ -430,8 +443,17 @@ impl Reply {
         match self {
             Reply::Join(reply) => drop(reply.send(Err(error))),
             Reply::Append(reply) => drop(reply.send(Err(error))),
+            Reply::AppendThen(done) => run_done(done, Err(error)),
             Reply::Erase(reply) => drop(reply.send(Err(error))),
         }
+    }
+}
+
+/// Runs a caller's completion on the writer thread; a panic in it must not stop the
+/// writer (every later write would fail).
+fn run_done(done: AppendDone, result: Result<StoredMessage, StoreError>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| done(result))).is_err() {
+        tracing::error!("an append completion panicked");
     }
 }
 

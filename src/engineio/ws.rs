@@ -1,0 +1,330 @@
+//! The WebSocket transport, on actix-http's frame codec without actix-ws: the response
+//! body reads the session's outbox directly and encodes everything queued into one
+//! buffer per poll (no channel and no task hop per packet), and the reader decodes
+//! frames straight from the request payload.
+//!
+//! A [`WsLink`] ties one WebSocket to its session: frames that bypass the outbox (the
+//! open packet, the upgrade probe's answer, pongs to WebSocket pings, the close frame)
+//! and the waker of the body. The body drains the session's outbox only while the
+//! session's active link is its own, so a WebSocket that is still probing an upgrade
+//! (or failed to) never takes the polling transport's packets.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use actix_codec::Decoder;
+use actix_http::ws::{CloseCode, CloseReason as WsCloseReason, Codec, Frame, OpCode, Parser};
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::task::AtomicWaker;
+
+use super::packet::Packet;
+use super::session::{CloseReason, Message, Session, TransportKind, Upgrade};
+
+/// A frame written outside the session's outbox.
+pub(crate) enum Direct {
+    /// An encoded Engine.IO packet.
+    Text(String),
+    Pong(Bytes),
+    /// Closes the WebSocket (not necessarily the session: a failed upgrade).
+    Close(Option<WsCloseReason>),
+}
+
+/// What one WebSocket shares between its reader, its body and its session.
+pub(crate) struct WsLink {
+    waker: AtomicWaker,
+    // A std mutex: pushes and a drain, never held across an await.
+    direct: Mutex<Vec<Direct>>,
+}
+
+impl WsLink {
+    pub(crate) fn new() -> Arc<WsLink> {
+        Arc::new(WsLink {
+            waker: AtomicWaker::new(),
+            direct: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Queues a frame ahead of the outbox's packets.
+    pub(crate) fn send(&self, frame: Direct) {
+        self.direct
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(frame);
+        self.waker.wake();
+    }
+
+    /// Wakes the body: packets were queued or the session closed.
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+}
+
+/// The response body of a WebSocket: the frames queued for it, as they come.
+pub(crate) struct WsBody {
+    session: Arc<Session>,
+    link: Arc<WsLink>,
+    done: bool,
+}
+
+impl WsBody {
+    pub(crate) fn new(session: Arc<Session>, link: Arc<WsLink>) -> WsBody {
+        WsBody {
+            session,
+            link,
+            done: false,
+        }
+    }
+}
+
+/// Appends one unmasked, final text frame carrying `text` (prefixed by `prefix`).
+fn put_text_frame(out: &mut BytesMut, prefix: Option<u8>, text: &[u8]) {
+    let len = text.len() + usize::from(prefix.is_some());
+    out.reserve(len + 10);
+    out.extend_from_slice(&[0x80 | u8::from(OpCode::Text)]);
+    if len < 126 {
+        out.extend_from_slice(&[len as u8]);
+    } else if len <= usize::from(u16::MAX) {
+        out.extend_from_slice(&[126]);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.extend_from_slice(&[127]);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    if let Some(p) = prefix {
+        out.extend_from_slice(&[p]);
+    }
+    out.extend_from_slice(text);
+}
+
+/// Appends one packet as its WebSocket frame.
+fn put_packet(out: &mut BytesMut, packet: &Packet) {
+    match packet {
+        // The hot path: no intermediate String for `4<text>`.
+        Packet::Message(text) => put_text_frame(out, Some(b'4'), text.as_bytes()),
+        Packet::Binary(bytes) => {
+            Parser::write_message(out, &bytes[..], OpCode::Binary, true, false)
+        }
+        other => put_text_frame(out, None, other.encode().as_bytes()),
+    }
+}
+
+/// An outbox this large after a burst is given back rather than kept while idle.
+const OUTBOX_KEEP: usize = 32;
+
+impl futures_util::Stream for WsBody {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        this.link.waker.register(cx.waker());
+        let mut out = BytesMut::new();
+        let mut close = None;
+        let direct =
+            std::mem::take(&mut *this.link.direct.lock().unwrap_or_else(|e| e.into_inner()));
+        for frame in direct {
+            match frame {
+                Direct::Text(text) => put_text_frame(&mut out, None, text.as_bytes()),
+                Direct::Pong(bytes) => {
+                    Parser::write_message(&mut out, &bytes[..], OpCode::Pong, true, false)
+                }
+                Direct::Close(reason) => {
+                    close = Some(reason);
+                    break;
+                }
+            }
+        }
+        if close.is_none() {
+            let mut st = this.session.state();
+            if st.ws.as_ref().is_some_and(|l| Arc::ptr_eq(l, &this.link)) {
+                let size: usize = st.outbox.iter().map(Packet::encoded_len_hint).sum();
+                out.reserve(size + 10 * st.outbox.len());
+                for packet in st.outbox.drain(..) {
+                    put_packet(&mut out, &packet);
+                }
+                if st.outbox.capacity() > OUTBOX_KEEP {
+                    st.outbox.shrink_to_fit();
+                }
+                if st.closed.is_some() {
+                    close = Some(None);
+                }
+            }
+        }
+        if let Some(reason) = close {
+            Parser::write_close(&mut out, reason, false);
+            this.done = true;
+        }
+        if out.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(Ok(out.freeze())))
+        }
+    }
+}
+
+/// The client's side of a WebSocket: frames decoded from the request payload.
+pub(crate) struct FrameReader {
+    payload: actix_web::web::Payload,
+    codec: Codec,
+    buf: BytesMut,
+}
+
+/// Why no further frame comes.
+enum ReadEnd {
+    /// The connection ended or broke.
+    Gone,
+    /// A frame beyond the size limit.
+    Overflow,
+    /// Not WebSocket.
+    Broken,
+}
+
+/// A read buffer this large once drained is given back rather than kept while idle.
+const READ_BUF_KEEP: usize = 4096;
+
+impl FrameReader {
+    pub(crate) fn new(payload: actix_web::web::Payload, max_frame: usize) -> FrameReader {
+        FrameReader {
+            payload,
+            codec: Codec::new().max_size(max_frame),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next frame, reading more of the payload when needed.
+    async fn next(&mut self) -> Result<Frame, ReadEnd> {
+        loop {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(frame)) => {
+                    if self.buf.is_empty() && self.buf.capacity() > READ_BUF_KEEP {
+                        self.buf = BytesMut::new();
+                    }
+                    return Ok(frame);
+                }
+                Ok(None) => {}
+                Err(actix_http::ws::ProtocolError::Overflow) => return Err(ReadEnd::Overflow),
+                Err(_) => return Err(ReadEnd::Broken),
+            }
+            match self.payload.next().await {
+                Some(Ok(chunk)) => {
+                    if self.buf.is_empty() {
+                        // Most reads hold whole frames: decode from the chunk itself.
+                        self.buf = BytesMut::from(&chunk[..]);
+                    } else {
+                        self.buf.extend_from_slice(&chunk);
+                    }
+                }
+                Some(Err(_)) | None => return Err(ReadEnd::Gone),
+            }
+        }
+    }
+}
+
+/// The next frame, unless the session closes first (then `None`).
+async fn next_or_closed(
+    session: &Session,
+    reader: &mut FrameReader,
+) -> Option<Result<Frame, ReadEnd>> {
+    let closed = session.pong.notified();
+    tokio::pin!(closed);
+    loop {
+        closed.as_mut().enable();
+        if session.is_closed() {
+            return None;
+        }
+        tokio::select! {
+            frame = reader.next() => return Some(frame),
+            _ = &mut closed => closed.set(session.pong.notified()),
+        }
+    }
+}
+
+/// Probes an upgrade from polling: `2probe` → `3probe`, then `5` switches the
+/// session's transport to this WebSocket. Returns whether it did.
+pub(crate) async fn probe_upgrade(
+    session: &Arc<Session>,
+    link: &Arc<WsLink>,
+    reader: &mut FrameReader,
+) -> bool {
+    let wait = session.engine.config.ping_timeout;
+    let probing = async {
+        loop {
+            let text = match reader.next().await {
+                Ok(Frame::Text(bytes)) => bytes,
+                Ok(Frame::Close(_)) | Err(_) => return false,
+                Ok(_) => continue,
+            };
+            let Ok(text) = std::str::from_utf8(&text) else {
+                return false;
+            };
+            match Packet::decode(text) {
+                Ok(Packet::PingProbe) => {
+                    link.send(Direct::Text(Packet::PongProbe.encode()));
+                    session.state().upgrade = Upgrade::Probed;
+                    session.wake.notify_waiters();
+                }
+                Ok(Packet::Upgrade) if session.state().upgrade == Upgrade::Probed => {
+                    let mut st = session.state();
+                    if st.closed.is_some() {
+                        return false;
+                    }
+                    st.transport = TransportKind::WebSocket;
+                    st.upgrade = Upgrade::None;
+                    st.ws = Some(link.clone());
+                    link.wake();
+                    return true;
+                }
+                _ => return false,
+            }
+        }
+    };
+    let upgraded = tokio::time::timeout(wait, probing).await.unwrap_or(false);
+    if !upgraded {
+        {
+            let mut st = session.state();
+            if st.transport == TransportKind::Polling {
+                st.upgrade = Upgrade::None;
+            }
+        }
+        link.send(Direct::Close(None));
+    }
+    // The last poll may still be waiting: let it go (with a noop, or its packets).
+    session.wake.notify_waiters();
+    upgraded
+}
+
+/// Reads the client's frames and hands them to the session until either side ends it.
+pub(crate) async fn read_frames(session: Arc<Session>, link: Arc<WsLink>, mut reader: FrameReader) {
+    loop {
+        if session.inbound_full() {
+            session.wait_inbound_space().await;
+        }
+        let Some(frame) = next_or_closed(&session, &mut reader).await else {
+            break;
+        };
+        match frame {
+            Ok(Frame::Text(bytes)) => match std::str::from_utf8(&bytes).map(Packet::decode) {
+                Ok(Ok(packet)) => super::server::inbound(&session, packet),
+                _ => session.close(CloseReason::ParseError),
+            },
+            Ok(Frame::Binary(bytes)) => session.deliver(Message::Binary(bytes)),
+            Ok(Frame::Ping(bytes)) => link.send(Direct::Pong(bytes)),
+            Ok(Frame::Close(_)) | Err(ReadEnd::Gone) => session.close(CloseReason::TransportClose),
+            Ok(Frame::Pong(_) | Frame::Continuation(_)) => {}
+            Err(ReadEnd::Overflow) => {
+                session.close(CloseReason::TransportError);
+                link.send(Direct::Close(Some(WsCloseReason {
+                    code: CloseCode::Size,
+                    description: Some("message too big".into()),
+                })));
+                return;
+            }
+            Err(ReadEnd::Broken) => session.close(CloseReason::TransportError),
+        }
+    }
+    link.send(Direct::Close(None));
+}
