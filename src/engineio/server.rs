@@ -408,10 +408,12 @@ async fn poll(session: Arc<Session>) -> Result<HttpResponse, EngineError> {
         session: &session,
         answered: false,
     };
+    let mut probed_deadline: Option<Instant> = None;
     loop {
         let woken = session.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        let overtaken;
         {
             let mut st = session.state();
             if !st.outbox.is_empty() {
@@ -438,14 +440,41 @@ async fn poll(session: Arc<Session>) -> Result<HttpResponse, EngineError> {
                 guard.answered = true;
                 return Ok(text(Packet::Close.encode()));
             }
-            if st.upgrade == Upgrade::Probed || st.transport != TransportKind::Polling {
-                guard.answered = true;
-                return Ok(text(Packet::Noop.encode()));
+            overtaken = st.transport != TransportKind::Polling;
+            if !overtaken && st.upgrade == Upgrade::Probed {
+                // The client's `5` may already be on its way over the WebSocket; give it
+                // a moment so that a poll racing with it is refused rather than answered.
+                let deadline =
+                    *probed_deadline.get_or_insert_with(|| Instant::now() + UPGRADE_RACE_GRACE);
+                if Instant::now() >= deadline {
+                    guard.answered = true;
+                    return Ok(text(Packet::Noop.encode()));
+                }
             }
         }
-        woken.await;
+        if overtaken {
+            // The upgrade completed while this poll waited: the session has moved on.
+            // Refused a little after the WebSocket's own frames (`3probe`), which the
+            // client expects first.
+            guard.answered = true;
+            tokio::time::sleep(UPGRADE_SETTLE).await;
+            return Err(EngineError::BadRequest);
+        }
+        match probed_deadline {
+            Some(deadline) => {
+                let _ = tokio::time::timeout_at(deadline, woken).await;
+            }
+            None => woken.await,
+        }
     }
 }
+
+/// How long a poll that meets a probed upgrade waits for the upgrade to complete
+/// before it is ended with a noop.
+const UPGRADE_RACE_GRACE: std::time::Duration = std::time::Duration::from_millis(30);
+
+/// How long a poll overtaken by the upgrade waits before it is refused.
+const UPGRADE_SETTLE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// One packet from the client, whichever transport brought it.
 pub(crate) fn inbound(session: &Arc<Session>, packet: Packet) {

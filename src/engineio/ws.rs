@@ -26,6 +26,9 @@ use super::session::{CloseReason, Message, Session, TransportKind, Upgrade};
 pub(crate) enum Direct {
     /// An encoded Engine.IO packet.
     Text(String),
+    /// `3probe`, the answer to an upgrade probe: once it is written, polls waiting on
+    /// the session are ended and the upgrade may complete.
+    ProbeAnswer,
     Pong(Bytes),
     /// Closes the WebSocket (not necessarily the session: a failed upgrade).
     Close(Option<WsCloseReason>),
@@ -124,11 +127,16 @@ impl futures_util::Stream for WsBody {
         this.link.waker.register(cx.waker());
         let mut out = BytesMut::new();
         let mut close = None;
+        let mut probe_answered = false;
         let direct =
             std::mem::take(&mut *this.link.direct.lock().unwrap_or_else(|e| e.into_inner()));
         for frame in direct {
             match frame {
                 Direct::Text(text) => put_text_frame(&mut out, None, text.as_bytes()),
+                Direct::ProbeAnswer => {
+                    put_text_frame(&mut out, None, Packet::PongProbe.encode().as_bytes());
+                    probe_answered = true;
+                }
                 Direct::Pong(bytes) => {
                     Parser::write_message(&mut out, &bytes[..], OpCode::Pong, true, false)
                 }
@@ -157,6 +165,14 @@ impl futures_util::Stream for WsBody {
         if let Some(reason) = close {
             Parser::write_close(&mut out, reason, false);
             this.done = true;
+        }
+        if probe_answered {
+            let mut st = this.session.state();
+            if st.upgrade == Upgrade::Connected {
+                st.upgrade = Upgrade::Probed;
+            }
+            drop(st);
+            this.session.wake.notify_waiters();
         }
         if out.is_empty() {
             Poll::Pending
@@ -262,12 +278,22 @@ pub(crate) async fn probe_upgrade(
                 return false;
             };
             match Packet::decode(text) {
-                Ok(Packet::PingProbe) => {
-                    link.send(Direct::Text(Packet::PongProbe.encode()));
-                    session.state().upgrade = Upgrade::Probed;
-                    session.wake.notify_waiters();
-                }
-                Ok(Packet::Upgrade) if session.state().upgrade == Upgrade::Probed => {
+                Ok(Packet::PingProbe) => link.send(Direct::ProbeAnswer),
+                Ok(Packet::Upgrade) => {
+                    // `3probe` must be on its way before the upgrade completes (and
+                    // polls on other threads are answered): the client then sees the
+                    // probe's answer first, as on the wire.
+                    loop {
+                        let woken = session.wake.notified();
+                        tokio::pin!(woken);
+                        woken.as_mut().enable();
+                        match session.state().upgrade {
+                            Upgrade::Probed => break,
+                            Upgrade::Connected => {}
+                            Upgrade::None => return false,
+                        }
+                        woken.await;
+                    }
                     let mut st = session.state();
                     if st.closed.is_some() {
                         return false;

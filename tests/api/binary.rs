@@ -57,7 +57,7 @@ fn sigterm_stops_the_server_cleanly() {
     let mut listening = false;
     while Instant::now() < deadline {
         match lines.next() {
-            Some(Ok(line)) if line.contains("listening") => {
+            Some(Ok(line)) if line.contains("tete is listening") => {
                 assert!(line.starts_with('{'), "JSON log expected: {line}");
                 listening = true;
                 break;

@@ -42,7 +42,7 @@ fn start(db_url: &str) -> Server {
     let mut lines = BufReader::new(stderr).lines();
     let port = loop {
         let line = lines.next().expect("tete logs its port").expect("log line");
-        if line.contains("listening") {
+        if line.contains("tete is listening") {
             let v: Value = serde_json::from_str(&line).expect("JSON log");
             break v["port"].as_u64().expect("port field") as u16;
         }
