@@ -88,3 +88,37 @@ fn sigterm_stops_the_server_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_store_that_cannot_be_reached_at_start_stops_it_with_one_clear_line() {
+    let out = tete()
+        .env("PORT", "0")
+        .env(
+            "DATABASE_URL",
+            "mongodb://127.0.0.1:9/tete?serverSelectionTimeoutMS=300&connectTimeoutMS=300",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim().lines().last().unwrap_or("");
+    assert!(last.starts_with("tete: cannot open the store"), "{err}");
+    assert!(last.contains("DATABASE_URL"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = tete()
+        .env("PORT", "0")
+        .env("DATABASE_URL", "sqlite:/proc/no-such-dir/tete.db")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.trim()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .contains("cannot open the store"),
+        "{err}"
+    );
+}

@@ -9,7 +9,7 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
-    _data_dir: tempfile::TempDir,
+    pub data_dir: tempfile::TempDir,
     _handle: actix_web::dev::ServerHandle,
 }
 
@@ -51,7 +51,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client"),
-        _data_dir: data_dir,
+        data_dir,
         _handle: handle,
     }
 }

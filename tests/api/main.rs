@@ -2,12 +2,14 @@
 
 mod helpers;
 mod node;
+mod outage;
 mod sio;
 
 mod binary;
 mod browser;
 mod chat;
 mod crash;
+mod engineio;
 mod health;
 mod interop;
 mod pages;

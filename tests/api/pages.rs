@@ -50,3 +50,31 @@ async fn a_missing_static_file_is_a_404() {
     let res = app.get("/public/nothing.css").await;
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn the_chat_page_is_served_for_a_well_formed_room_id() {
+    let app = spawn_app().await;
+    let room = app.new_room().await;
+    let res = app.get(&format!("/chat/{room}")).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains(&room), "the page knows its room");
+}
+
+#[tokio::test]
+async fn a_malformed_chat_link_gets_a_friendly_404() {
+    let app = spawn_app().await;
+    for bad in [
+        "/chat/short",
+        "/chat/has%20space%20in%20it%20xxxxxxxxxxx",
+        &format!("/chat/{}", "a".repeat(65)),
+    ] {
+        let res = app.get(bad).await;
+        assert_eq!(res.status(), 404, "{bad}");
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("This chat link is not valid"),
+            "{bad}: {html}"
+        );
+    }
+}
