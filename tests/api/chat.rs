@@ -10,12 +10,7 @@ use crate::sio::SioClient;
 const QUIET: Duration = Duration::from_millis(300);
 
 async fn login(c: &SioClient, room: &str, user: &str) -> Value {
-    c.emit("load", json!(room));
-    c.emit_ack(
-        "login",
-        json!({"user": user, "avatar": format!("{}@example.com", user.to_lowercase()), "id": room}),
-    )
-    .await
+    c.load_and_login(room, user).await
 }
 
 /// Two people seated in a fresh room.

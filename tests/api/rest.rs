@@ -6,10 +6,7 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::sio::SioClient;
 
 async fn login(c: &SioClient, room: &str, user: &str) -> String {
-    c.emit("load", json!(room));
-    let ack = c
-        .emit_ack("login", json!({"user": user, "avatar": format!("{}@example.com", user.to_lowercase()), "id": room}))
-        .await;
+    let ack = c.load_and_login(room, user).await;
     assert_eq!(ack["ok"], true, "{ack}");
     ack["token"].as_str().unwrap().to_string()
 }

@@ -100,6 +100,20 @@ impl SioClient {
         let _ = self.out.send(Message::Text(format!("4{packet}")));
     }
 
+    /// `load` then `login` as a browser does, with `<user>@example.com`; the login ack.
+    pub async fn load_and_login(&self, room: &str, user: &str) -> Value {
+        self.emit("load", serde_json::json!(room));
+        self.emit_ack(
+            "login",
+            serde_json::json!({
+                "user": user,
+                "avatar": format!("{}@example.com", user.to_lowercase()),
+                "id": room,
+            }),
+        )
+        .await
+    }
+
     pub fn emit(&self, event: &str, data: Value) {
         let body = serde_json::to_string(&serde_json::json!([event, data])).unwrap();
         self.send_raw(&format!("2{NSP},{body}"));
