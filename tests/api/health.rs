@@ -1,3 +1,5 @@
+//! `GET /healthz`.
+
 use crate::helpers::spawn_app;
 
 #[tokio::test]

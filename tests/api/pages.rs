@@ -1,3 +1,5 @@
+//! Pages: home, chat, static files, 404s.
+
 use crate::helpers::spawn_app;
 
 #[tokio::test]

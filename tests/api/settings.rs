@@ -1,3 +1,5 @@
+//! Layered settings and their errors.
+
 use tete::settings::{Settings, SettingsError, Sources};
 
 use crate::helpers::config_dir;
