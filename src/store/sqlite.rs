@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
@@ -32,6 +33,13 @@ use super::{
 
 /// The most write operations applied in one transaction.
 pub const MAX_BATCH: usize = 4096;
+/// How long a small batch waits for more writes while writes keep coming; bounds the
+/// latency group commit adds to a message.
+const GATHER_WINDOW: Duration = Duration::from_micros(500);
+/// A batch at least this large commits without waiting.
+const GATHER_ENOUGH: usize = 64;
+/// Writes are "coming" when the previous batch committed less than this long ago.
+const BUSY_GAP: Duration = Duration::from_millis(5);
 /// How many write operations may wait for the writer before callers wait to enqueue.
 const WRITE_QUEUE: usize = 16 * 1024;
 /// How many idle read connections are kept open.
@@ -43,7 +51,7 @@ const CHECKPOINT_PAGES: i64 = 16 * 1024;
 /// The size the WAL file is truncated back to after a checkpoint, in bytes.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// How long a connection waits on a lock held by another process before failing.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one migration per `user_version` step. Never edit a published step: add one.
 const MIGRATIONS: &[&str] = &[
@@ -458,17 +466,35 @@ fn run_done(done: AppendDone, result: Result<StoredMessage, StoreError>) {
 }
 
 /// The writer thread: runs until every [`SqliteStore`] handle is dropped.
+///
+/// While writes keep coming (the previous batch committed less than [`BUSY_GAP`] ago), a
+/// batch that is still small waits up to [`GATHER_WINDOW`] for more before it commits:
+/// at a few thousand messages a second, each from a different connection, that turns
+/// one commit and one wake-up of this thread per message into one per window. A write
+/// after a quiet spell commits at once.
 fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut last_commit: Option<Instant> = None;
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
+        drain_into(&mut queue, &mut batch);
+        let busy = last_commit.is_some_and(|at| at.elapsed() < BUSY_GAP);
+        if busy && batch.len() < GATHER_ENOUGH {
+            thread::sleep(GATHER_WINDOW);
+            drain_into(&mut queue, &mut batch);
         }
         apply_batch(&mut conn, &mut batch);
+        last_commit = Some(Instant::now());
+    }
+}
+
+/// Moves what is already queued into `batch`, up to [`MAX_BATCH`] operations.
+fn drain_into(queue: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
     }
 }
 
