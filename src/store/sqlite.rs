@@ -3,6 +3,8 @@
 //! - The file is opened in WAL mode with `synchronous=NORMAL`: a commit survives the
 //!   process being killed (not a power cut), and readers never block the writer.
 //! - Schema migrations are numbered by `PRAGMA user_version` and applied at start.
+//! - A checkpointer thread with its own connection copies the WAL back into the file
+//!   every 200 ms (a passive checkpoint), so commits never wait behind a checkpoint.
 //! - Writes (`join`, `append`, `erase_room`) are sent over a bounded channel to one
 //!   writer thread that owns the only write connection. It drains what is queued (up to
 //!   [`MAX_BATCH`] operations), applies it all in one transaction, commits, then answers
@@ -49,6 +51,8 @@ const READ_POOL: usize = 4;
 /// `pager_end_transaction`), which at 64 MiB cost more per commit than re-reading pages
 /// from the OS cache saves.
 const WRITER_CACHE_KIB: i64 = -2 * 1024;
+/// How often the checkpointer thread copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// WAL pages written before an automatic checkpoint (SQLite's default is 1000).
 const CHECKPOINT_PAGES: i64 = 16 * 1024;
 /// The size the WAL file is truncated back to after a checkpoint, in bytes.
@@ -112,6 +116,8 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Shared {
     writes: mpsc::Sender<WriteOp>,
+    /// Dropped with the store: its checkpointer thread then ends.
+    _stop_checkpointer: std::sync::mpsc::Sender<()>,
     readers: ReadPool,
 }
 
@@ -130,9 +136,16 @@ impl SqliteStore {
             .name("tete-sqlite-writer".to_owned())
             .spawn(move || run_writer(writer, queue))
             .map_err(|e| connect_error(&path, e))?;
+        let checkpointer = open_checkpointer(&path).map_err(|e| connect_error(&path, e))?;
+        let (stop_checkpointer, stopped) = std::sync::mpsc::channel();
+        thread::Builder::new()
+            .name("tete-sqlite-checkpoint".to_owned())
+            .spawn(move || run_checkpointer(checkpointer, stopped))
+            .map_err(|e| connect_error(&path, e))?;
         let store = SqliteStore {
             shared: Arc::new(Shared {
                 writes,
+                _stop_checkpointer: stop_checkpointer,
                 readers: ReadPool {
                     path: path.clone(),
                     idle: Mutex::new(Vec::new()),
@@ -342,6 +355,28 @@ impl ReadPool {
             idle.push(conn);
         }
         result
+    }
+}
+
+fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Copies committed WAL frames back into the database file every [`CHECKPOINT_EVERY`],
+/// on its own thread and connection: a passive checkpoint runs alongside the writer, so
+/// commits never wait behind the page copies and the `fsync` (the writer's own automatic
+/// checkpoint, at [`CHECKPOINT_PAGES`], only fires if this one falls behind).
+fn run_checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
+    {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "SQLite checkpoint failed; the writer's own will take over");
+        }
     }
 }
 
