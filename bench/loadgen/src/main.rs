@@ -24,7 +24,7 @@ use transport::Transport;
 /// Most rooms a scenario may open (two connections each).
 const MAX_ROOMS: usize = 20_000;
 /// Longest a measured phase, a warm-up, a drain or an idle hold may last.
-const MAX_PHASE_SECONDS: f64 = 600.0;
+const MAX_PHASE_SECONDS: f64 = 900.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Scenario {
