@@ -168,33 +168,29 @@ impl Socket {
     }
 
     pub(crate) fn send_packet(&self, packet: &OutgoingPacket) -> Result<(), EmitError> {
-        if !self.0.connected.load(Ordering::Acquire) {
-            return Err(EmitError::Disconnected);
-        }
-        let result = if packet.attachments.is_empty() {
-            self.0
-                .engine
-                .send(crate::engineio::Message::Text(packet.text.clone()))
+        if packet.attachments.is_empty() {
+            self.send_text(packet.text.clone())
         } else {
-            self.0.engine.send_many(packet.messages())
-        };
-        result.map_err(|e| match e {
-            crate::engineio::SendError::Closed => EmitError::Disconnected,
-            crate::engineio::SendError::QueueFull => EmitError::TooSlow,
-        })
+            self.send_messages(packet.messages())
+        }
     }
 
     fn send_text(&self, text: String) -> Result<(), EmitError> {
+        self.send_messages(std::iter::once(crate::engineio::Message::Text(text)))
+    }
+
+    /// Queues messages for this client while it is in its namespace.
+    fn send_messages(
+        &self,
+        messages: impl IntoIterator<Item = crate::engineio::Message>,
+    ) -> Result<(), EmitError> {
         if !self.0.connected.load(Ordering::Acquire) {
             return Err(EmitError::Disconnected);
         }
-        self.0
-            .engine
-            .send(crate::engineio::Message::Text(text))
-            .map_err(|e| match e {
-                crate::engineio::SendError::Closed => EmitError::Disconnected,
-                crate::engineio::SendError::QueueFull => EmitError::TooSlow,
-            })
+        self.0.engine.send_many(messages).map_err(|e| match e {
+            crate::engineio::SendError::Closed => EmitError::Disconnected,
+            crate::engineio::SendError::QueueFull => EmitError::TooSlow,
+        })
     }
 
     /// Sends `event` with one JSON argument to this client.
