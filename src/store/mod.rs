@@ -292,6 +292,17 @@ impl Store {
     }
 }
 
+/// The order of [`Store::rooms_of`], the same on every backend: newest activity first,
+/// ties by room id.
+fn newest_activity_first(summaries: &mut [RoomSummary]) {
+    summaries.sort_by(|a, b| {
+        b.room
+            .last_activity()
+            .cmp(&a.room.last_activity())
+            .then_with(|| a.room.id.cmp(&b.room.id))
+    });
+}
+
 /// The id of the message `seq` of `room`.
 pub fn message_id(room: &str, seq: i64) -> String {
     format!("{room}:{seq}")

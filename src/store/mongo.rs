@@ -392,12 +392,7 @@ impl MongoStore {
                 last_message,
             });
         }
-        summaries.sort_by(|a, b| {
-            b.room
-                .last_activity()
-                .cmp(&a.room.last_activity())
-                .then_with(|| a.room.id.cmp(&b.room.id))
-        });
+        super::newest_activity_first(&mut summaries);
         Ok(summaries)
     }
 

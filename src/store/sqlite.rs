@@ -275,12 +275,7 @@ impl SqliteStore {
                     last_message,
                 });
             }
-            summaries.sort_by(|a, b| {
-                b.room
-                    .last_activity()
-                    .cmp(&a.room.last_activity())
-                    .then_with(|| a.room.id.cmp(&b.room.id))
-            });
+            super::newest_activity_first(&mut summaries);
             Ok(summaries)
         })
         .await
