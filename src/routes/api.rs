@@ -16,7 +16,7 @@ use crate::chat::error::ChatError;
 use crate::chat::events::page_request;
 use crate::routes::errors::ApiError;
 use crate::startup::State;
-use crate::store::{Participant, StoredMessage};
+use crate::store::{Participant, RoomSummary, StoredMessage};
 
 /// A new room: its id and the page to share.
 #[derive(Serialize, ToSchema)]
@@ -130,8 +130,12 @@ fn unauthorized() -> ApiError {
     )
 }
 
-/// The bearer token's hash, if the store knows the token.
-async fn bearer(req: &HttpRequest, state: &State) -> Result<String, ApiError> {
+/// The bearer's rooms (empty for an unknown token) and its token's hash; a request
+/// without a token is refused here.
+async fn bearer_rooms(
+    req: &HttpRequest,
+    state: &State,
+) -> Result<(String, Vec<RoomSummary>), ApiError> {
     let token = req
         .headers()
         .get(AUTHORIZATION)
@@ -147,10 +151,15 @@ async fn bearer(req: &HttpRequest, state: &State) -> Result<String, ApiError> {
         .rooms_of(&hash)
         .await
         .map_err(store_error)?;
-    if rooms.is_empty() {
-        return Err(unauthorized());
+    Ok((hash, rooms))
+}
+
+/// The bearer token's hash, if the store knows the token (it takes part in a room).
+async fn bearer(req: &HttpRequest, state: &State) -> Result<String, ApiError> {
+    match bearer_rooms(req, state).await? {
+        (_, rooms) if rooms.is_empty() => Err(unauthorized()),
+        (hash, _) => Ok(hash),
     }
-    Ok(hash)
 }
 
 fn room_id(id: &str) -> Result<RoomId, ApiError> {
@@ -274,13 +283,10 @@ pub async fn messages(
         (status = 200, description = "The bearer's rooms", body = MyRooms),
         (status = 401, description = "Missing or unknown token", body = ErrorView)))]
 pub async fn my_rooms(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
-    let hash = bearer(&req, &state).await?;
-    let rooms = state
-        .chat
-        .store()
-        .rooms_of(&hash)
-        .await
-        .map_err(store_error)?;
+    let (_, rooms) = bearer_rooms(&req, &state).await?;
+    if rooms.is_empty() {
+        return Err(unauthorized());
+    }
     let rooms = rooms
         .into_iter()
         .map(|s| {
