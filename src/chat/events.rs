@@ -103,6 +103,10 @@ impl Conn {
         self.state().seat.clone()
     }
 
+    fn is_seated(&self) -> bool {
+        self.state().seat.is_some()
+    }
+
     fn seated_in(&self, room: &str) -> bool {
         self.state()
             .seat
@@ -422,10 +426,14 @@ async fn login(
     }))
 }
 
+/// A `msg` payload as sent: its fields are parsed only once they are known to be there
+/// (the seed's client also sends `user` and `img`, which are skipped unparsed).
 #[derive(Deserialize)]
-struct MsgPayload {
-    msg: Option<serde_json::Value>,
-    cid: Option<serde_json::Value>,
+struct MsgPayload<'a> {
+    #[serde(borrow)]
+    msg: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    cid: Option<&'a serde_json::value::RawValue>,
 }
 
 async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
@@ -484,30 +492,41 @@ fn checked_message(
     if !conn.state().bucket.take() {
         return Err(ChatError::RateLimited);
     }
-    let seat = conn.seat().ok_or(ChatError::NotLoggedIn)?;
-    let payload: MsgPayload = args
+    if !conn.is_seated() {
+        return Err(ChatError::NotLoggedIn);
+    }
+    let payload: MsgPayload<'_> = args
         .first()
         .and_then(|raw| serde_json::from_str(raw.get()).ok())
         .ok_or_else(|| ChatError::InvalidMessage("msg needs {msg: text}".into()))?;
-    let text = match payload.msg {
-        Some(serde_json::Value::String(s)) => MessageText::parse(&s)?,
-        _ => return Err(ChatError::InvalidMessage("msg needs a text".into())),
-    };
-    let client_id = match payload.cid {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(ClientId::parse(&s)?.into_string()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+    // A JSON string: borrowed as it is, or unescaped once if it has escapes.
+    let text = payload
+        .msg
+        .and_then(|raw| match serde_json::from_str::<&str>(raw.get()) {
+            Ok(s) => Some(std::borrow::Cow::Borrowed(s)),
+            Err(_) => serde_json::from_str::<String>(raw.get())
+                .ok()
+                .map(std::borrow::Cow::Owned),
+        })
+        .ok_or_else(|| ChatError::InvalidMessage("msg needs a text".into()))?;
+    let text = MessageText::parse(&text)?;
+    let client_id = match payload.cid.map(|raw| serde_json::from_str(raw.get())) {
+        None | Some(Ok(serde_json::Value::Null)) => None,
+        Some(Ok(serde_json::Value::String(s))) => Some(ClientId::parse(&s)?.into_string()),
+        Some(Ok(serde_json::Value::Number(n))) => Some(n.to_string()),
         Some(_) => {
             return Err(ChatError::InvalidMessage("cid must be a string".into()));
         }
     };
+    let st = conn.state();
+    let seat = st.seat.as_ref().ok_or(ChatError::NotLoggedIn)?;
     Ok(NewMessage {
         room: seat.room.as_str().to_owned(),
-        user: seat.name,
-        avatar: seat.avatar,
+        user: seat.name.clone(),
+        avatar: seat.avatar.clone(),
         text: text.into_string(),
         client_id,
-        token_hash: seat.token_hash,
+        token_hash: seat.token_hash.clone(),
     })
 }
 

@@ -27,16 +27,17 @@ pub struct OutgoingPacket {
 }
 
 impl OutgoingPacket {
-    pub fn messages(&self) -> impl Iterator<Item = Message> + '_ {
-        std::iter::once(Message::Text(self.text.clone()))
-            .chain(self.attachments.iter().map(|b| Message::Binary(b.clone())))
+    /// The Engine.IO messages that carry this packet: its text, then its attachments.
+    pub fn into_messages(self) -> impl Iterator<Item = Message> {
+        std::iter::once(Message::Text(self.text))
+            .chain(self.attachments.into_iter().map(Message::Binary))
     }
 }
 
 /// The sockets of this instance, as the adapter reaches them.
 pub trait LocalSockets {
     /// Writes the packet to one local socket; unknown or gone sockets are skipped.
-    fn deliver(&self, sid: Sid, packet: &OutgoingPacket);
+    fn deliver(&self, sid: Sid, packet: OutgoingPacket);
 }
 
 /// Room membership and broadcast for one namespace.
@@ -49,8 +50,9 @@ pub trait Adapter: Send + Sync + 'static {
     /// The local sockets in any of `rooms`.
     fn sockets_in(&self, rooms: &[Room]) -> Vec<Sid>;
     /// Delivers the packet to every matching socket (locally through `local`; a
-    /// multi-instance adapter also forwards it to the other instances).
-    fn broadcast(&self, packet: &OutgoingPacket, opts: &BroadcastOptions, local: &dyn LocalSockets);
+    /// multi-instance adapter also forwards it to the other instances). The last
+    /// recipient gets the packet itself, the others a copy.
+    fn broadcast(&self, packet: OutgoingPacket, opts: &BroadcastOptions, local: &dyn LocalSockets);
     /// All local sockets known to the adapter (for a namespace-wide broadcast).
     fn all_sockets(&self) -> Vec<Sid>;
 }
@@ -136,22 +138,20 @@ impl Adapter for MemoryAdapter {
         out
     }
 
-    fn broadcast(
-        &self,
-        packet: &OutgoingPacket,
-        opts: &BroadcastOptions,
-        local: &dyn LocalSockets,
-    ) {
-        let targets = if opts.rooms.is_empty() {
+    fn broadcast(&self, packet: OutgoingPacket, opts: &BroadcastOptions, local: &dyn LocalSockets) {
+        let mut targets = if opts.rooms.is_empty() {
             self.all_sockets()
         } else {
             self.sockets_in(&opts.rooms)
         };
+        targets.retain(|sid| !opts.except.contains(sid));
+        let Some(last) = targets.pop() else {
+            return;
+        };
         for sid in targets {
-            if !opts.except.contains(&sid) {
-                local.deliver(sid, packet);
-            }
+            local.deliver(sid, packet.clone());
         }
+        local.deliver(last, packet);
     }
 
     fn all_sockets(&self) -> Vec<Sid> {
@@ -166,7 +166,7 @@ mod tests {
 
     struct Recorder(RefCell<Vec<Sid>>);
     impl LocalSockets for Recorder {
-        fn deliver(&self, sid: Sid, _: &OutgoingPacket) {
+        fn deliver(&self, sid: Sid, _: OutgoingPacket) {
             self.0.borrow_mut().push(sid);
         }
     }
@@ -184,7 +184,7 @@ mod tests {
             attachments: vec![],
         };
         a.broadcast(
-            &packet,
+            packet,
             &BroadcastOptions {
                 rooms: vec!["r".into()],
                 except: vec![s1],

@@ -125,7 +125,7 @@ impl Namespace {
 }
 
 impl LocalSockets for Namespace {
-    fn deliver(&self, sid: Sid, packet: &OutgoingPacket) {
+    fn deliver(&self, sid: Sid, packet: OutgoingPacket) {
         if let Some(socket) = self.socket(sid) {
             // A recipient that is gone or too slow is its own problem, not the sender's.
             let _ = socket.send_packet(packet);

@@ -269,6 +269,110 @@ pub fn encode_ack_with(
     out
 }
 
+/// An EVENT `["event",data]` (or, with `id`, one that asks for an ack) with `data`
+/// serialized straight into the packet.
+pub fn encode_event_json<T: serde::Serialize + ?Sized>(
+    nsp: &str,
+    id: Option<u64>,
+    event: &str,
+    data: &T,
+) -> Result<String, serde_json::Error> {
+    with_scratch(|buf| {
+        header_bytes(buf, b'2', nsp, id);
+        buf.push(b'[');
+        serde_json::to_writer(&mut *buf, event)?;
+        buf.push(b',');
+        serde_json::to_writer(&mut *buf, data)?;
+        buf.push(b']');
+        Ok(())
+    })
+}
+
+/// An ACK `[data]` with `data` serialized straight into the packet.
+pub fn encode_ack_json<T: serde::Serialize + ?Sized>(
+    nsp: &str,
+    id: u64,
+    data: &T,
+) -> Result<String, serde_json::Error> {
+    with_scratch(|buf| {
+        header_bytes(buf, b'3', nsp, Some(id));
+        buf.push(b'[');
+        serde_json::to_writer(&mut *buf, data)?;
+        buf.push(b']');
+        Ok(())
+    })
+}
+
+/// Builds a packet in this thread's scratch buffer, then copies it into a string of
+/// exactly its size: one allocation per packet, none for a growing buffer.
+fn with_scratch(
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Result<String, serde_json::Error> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        // Re-entered only if `data`'s Serialize encodes a packet itself: then it gets
+        // a buffer of its own.
+        let mut own = Vec::new();
+        let mut borrowed = scratch.try_borrow_mut();
+        let buf = match borrowed.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut own,
+        };
+        buf.clear();
+        let written = write(buf);
+        // serde_json writes UTF-8 only, and so does the header.
+        let text = String::from_utf8(buf.clone()).map_err(|e| {
+            serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        });
+        if buf.capacity() > 64 * 1024 {
+            // One huge packet does not pin a huge buffer to the thread.
+            *buf = Vec::new();
+        }
+        written.and(text)
+    })
+}
+
+/// [`header`] for a packet without attachments, into bytes.
+fn header_bytes(out: &mut Vec<u8>, kind: u8, nsp: &str, id: Option<u64>) {
+    out.push(kind);
+    if nsp != MAIN_NAMESPACE {
+        out.extend_from_slice(nsp.as_bytes());
+        out.push(b',');
+    }
+    if let Some(id) = id {
+        out.extend_from_slice(Digits::of(id).as_bytes());
+    }
+}
+
+/// The decimal digits of a number, written without going through `fmt`.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn of(mut n: u64) -> Self {
+        let mut d = Digits {
+            buf: [0; 20],
+            start: 20,
+        };
+        loop {
+            d.start -= 1;
+            d.buf[d.start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return d;
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 /// Writes `["event",arg1,arg2…]` from raw JSON arguments.
 pub fn write_event_array(out: &mut String, event: &str, args: &[Box<RawValue>]) {
     out.push('[');
@@ -426,6 +530,43 @@ mod tests {
             encode_event_with("/socket", Some(3), 0, |o| write_event_array(o, "a\"b", &[])),
             r#"2/socket,3["a\"b"]"#
         );
+    }
+
+    #[test]
+    fn json_events_and_acks_are_written_straight_into_the_packet() {
+        #[derive(serde::Serialize)]
+        struct Msg<'a> {
+            msg: &'a str,
+            seq: i64,
+        }
+        let data = Msg {
+            msg: "a \"quoted\" é\n",
+            seq: 7,
+        };
+        assert_eq!(
+            encode_event_json("/socket", None, "receive", &data).unwrap(),
+            r#"2/socket,["receive",{"msg":"a \"quoted\" é\n","seq":7}]"#
+        );
+        assert_eq!(
+            encode_event_json("/", Some(0), "a\"b", &1).unwrap(),
+            r#"20["a\"b",1]"#
+        );
+        for (id, digits) in [
+            (0u64, "0"),
+            (9, "9"),
+            (10, "10"),
+            (u64::MAX, "18446744073709551615"),
+        ] {
+            assert_eq!(
+                encode_ack_json("/socket", id, &data).unwrap(),
+                format!(r#"3/socket,{digits}[{{"msg":"a \"quoted\" é\n","seq":7}}]"#)
+            );
+        }
+        // A value that cannot be JSON is an error, not a broken packet; the next
+        // packet built on this thread is whole.
+        let bad: std::collections::HashMap<(i32, i32), i32> = [((1, 2), 3)].into();
+        assert!(encode_ack_json("/", 1, &bad).is_err());
+        assert_eq!(encode_ack_json("/", 1, &[1]).unwrap(), "31[[1]]");
     }
 
     proptest! {

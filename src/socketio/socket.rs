@@ -167,11 +167,11 @@ impl Socket {
         self.0.state.get().cloned()?.downcast::<T>().ok()
     }
 
-    pub(crate) fn send_packet(&self, packet: &OutgoingPacket) -> Result<(), EmitError> {
+    pub(crate) fn send_packet(&self, packet: OutgoingPacket) -> Result<(), EmitError> {
         if packet.attachments.is_empty() {
-            self.send_text(packet.text.clone())
+            self.send_text(packet.text)
         } else {
-            self.send_messages(packet.messages())
+            self.send_messages(packet.into_messages())
         }
     }
 
@@ -210,7 +210,7 @@ impl Socket {
         let text = packet::encode_event_with(self.0.ns.name(), None, binary.len(), |o| {
             packet::write_event_array(o, event, args)
         });
-        self.send_packet(&OutgoingPacket {
+        self.send_packet(OutgoingPacket {
             text,
             attachments: binary,
         })
@@ -308,21 +308,7 @@ fn encode_event<T: Serialize + ?Sized>(
     event: &str,
     data: &T,
 ) -> Result<String, EmitError> {
-    let mut err = None;
-    let text = packet::encode_event_with(nsp, id, 0, |out| {
-        out.push('[');
-        packet::push_json_string(out, event);
-        out.push(',');
-        match serde_json::to_string(data) {
-            Ok(json) => out.push_str(&json),
-            Err(e) => err = Some(e),
-        }
-        out.push(']');
-    });
-    match err {
-        Some(e) => Err(EmitError::Serialize(e)),
-        None => Ok(text),
-    }
+    Ok(packet::encode_event_json(nsp, id, event, data)?)
 }
 
 /// A broadcast being addressed: `ns.to(room)`, `socket.to(room)`.
@@ -351,7 +337,7 @@ impl Broadcast {
             text,
             attachments: Vec::new(),
         };
-        self.ns.adapter().broadcast(&packet, &self.opts, &*self.ns);
+        self.ns.adapter().broadcast(packet, &self.opts, &*self.ns);
         Ok(())
     }
 
@@ -399,12 +385,7 @@ pub struct AckSender {
 impl AckSender {
     /// Acknowledges with one JSON argument.
     pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
-        let json = serde_json::to_string(data)?;
-        let text = packet::encode_ack_with(self.socket.0.ns.name(), self.id, 0, |o| {
-            o.push('[');
-            o.push_str(&json);
-            o.push(']');
-        });
+        let text = packet::encode_ack_json(self.socket.0.ns.name(), self.id, data)?;
         self.socket.send_text(text)
     }
 
@@ -413,7 +394,7 @@ impl AckSender {
         let text = packet::encode_ack_with(self.socket.0.ns.name(), self.id, binary.len(), |o| {
             packet::write_args_array(o, args)
         });
-        self.socket.send_packet(&OutgoingPacket {
+        self.socket.send_packet(OutgoingPacket {
             text,
             attachments: binary,
         })

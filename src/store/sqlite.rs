@@ -590,7 +590,7 @@ fn apply(
             joining,
             now_ms,
         } => Outcome::Joined(join(tx, rooms, &room, &joining, now_ms)?),
-        Request::Append { msg, now_ms } => Outcome::Appended(append(tx, rooms, &msg, now_ms)?),
+        Request::Append { msg, now_ms } => Outcome::Appended(append(tx, rooms, msg, now_ms)?),
         Request::Erase { room } => Outcome::Erased(erase(tx, rooms, &room)?),
     })
 }
@@ -708,7 +708,7 @@ fn join(
 fn append(
     tx: &Transaction<'_>,
     rooms: &mut RoomCache,
-    msg: &NewMessage,
+    msg: NewMessage,
     now_ms: i64,
 ) -> rusqlite::Result<Result<StoredMessage, StoreError>> {
     let Some(room) = rooms.get(tx, &msg.room)? else {
@@ -755,9 +755,9 @@ fn append(
     Ok(Ok(StoredMessage {
         id: message_id(&msg.room, seq),
         seq,
-        msg: msg.text.clone(),
-        user: msg.user.clone(),
-        img: msg.avatar.clone(),
+        msg: msg.text,
+        user: msg.user,
+        img: msg.avatar,
         ts: now_ms,
     }))
 }
