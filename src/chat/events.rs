@@ -13,7 +13,7 @@ use super::error::ChatError;
 use super::flood::TokenBucket;
 use super::seats::{Seat, Take};
 use crate::socketio::{AckSender, DisconnectReason, Event, NamespaceBuilder, Socket};
-use crate::store::{Cursor, Joining, NewMessage, StoredMessage};
+use crate::store::{Cursor, Joining, NewMessage, Page, StoredMessage};
 
 /// Messages of one connection that may be in the store's queue at once: enough to keep
 /// the writer's batches large, bounded so that one client cannot fill the shared queue.
@@ -363,6 +363,14 @@ async fn login(
         Take::NameTaken => return Err(ChatError::NicknameTaken),
         Take::Full => return Err(ChatError::RoomFull),
     };
+    // Someone new sees only what is stored after their join: nothing yet. Their socket
+    // joins the room before the join is stored, so every message stored after it (every
+    // message they may see) reaches them live, and no page needs reading. Someone
+    // returning reads their page after joining the room (below).
+    let fresh = returning.is_none();
+    if fresh {
+        socket.join(room.as_str());
+    }
     let joined = chat
         .store
         .join(
@@ -379,6 +387,9 @@ async fn login(
     let participant = match joined {
         Ok(p) => p,
         Err(e) => {
+            if fresh {
+                socket.leave(room.as_str());
+            }
             chat.seats.release(room.as_str(), socket);
             return Err(e.into());
         }
@@ -395,7 +406,9 @@ async fn login(
         avatar: avatar.clone(),
         first_seq: participant.first_seq,
     });
-    socket.join(room.as_str());
+    if !fresh {
+        socket.join(room.as_str());
+    }
     let _ = socket.emit("img", &avatar);
 
     let occupants = chat.seats.occupants(room.as_str());
@@ -408,14 +421,17 @@ async fn login(
         );
     }
 
-    let (cursor, limit) = match after {
-        Some(seq) => (Cursor::After(seq), CATCH_UP_PAGE),
-        None => (Cursor::Latest, JOIN_PAGE),
+    let page = if fresh {
+        Page::default()
+    } else {
+        let (cursor, limit) = match after {
+            Some(seq) => (Cursor::After(seq), CATCH_UP_PAGE),
+            None => (Cursor::Latest, JOIN_PAGE),
+        };
+        chat.store
+            .page(room.as_str(), participant.first_seq, cursor, limit)
+            .await?
     };
-    let page = chat
-        .store
-        .page(room.as_str(), participant.first_seq, cursor, limit)
-        .await?;
     Ok(json!({
         "ok": true,
         "token": token.as_str(),

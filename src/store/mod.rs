@@ -136,7 +136,7 @@ pub enum Cursor {
 }
 
 /// A page of messages, ascending by `seq`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Page {
     pub messages: Vec<StoredMessage>,
     /// Whether further visible messages exist beyond this page, in its direction
