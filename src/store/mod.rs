@@ -305,7 +305,12 @@ fn newest_activity_first(summaries: &mut [RoomSummary]) {
 
 /// The id of the message `seq` of `room`.
 pub fn message_id(room: &str, seq: i64) -> String {
-    format!("{room}:{seq}")
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(room.len() + 21);
+    id.push_str(room);
+    id.push(':');
+    let _ = write!(id, "{seq}");
+    id
 }
 
 /// Builds a page from rows fetched with one extra row beyond `limit`, in the cursor's

@@ -145,3 +145,27 @@ async fn a_failed_batch_fails_its_callers_and_the_writer_recovers() {
         .expect("stored once the lock is gone");
     assert_eq!(retried.seq, 2, "the failed batch left no trace");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_file_keep_seq_gap_free() {
+    // The writer keeps room counters between batches; another writer on the same file
+    // (another tete process) must not make it hand out a seq twice.
+    let dir = temp_dir();
+    let url = format!("sqlite:{}", dir.path().join("tete.db").display());
+    let room = room_id();
+    let one = Store::connect(&url).await.expect("opens");
+    let two = Store::connect(&url).await.expect("opens twice");
+    one.join(&room, joining("ann"), NOW).await.expect("joined");
+    let mut seqs = Vec::new();
+    for i in 0..6 {
+        let store = if i % 2 == 0 { &one } else { &two };
+        let stored = store
+            .append(message(&room, "ann", &format!("m{i}"), None), NOW + i)
+            .await
+            .expect("stored");
+        seqs.push(stored.seq);
+    }
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    let info = one.room(&room).await.expect("read").expect("exists");
+    assert_eq!(info.message_count, 6);
+}
