@@ -331,7 +331,7 @@ async fn login(
         if let Some(p) = chat.store.participant(room.as_str(), &hash).await? {
             returning = Some(p);
             token = Some(t);
-        } else if !chat.store.rooms_of(&hash).await?.is_empty() {
+        } else if chat.store.token_known(&hash).await? {
             token = Some(t);
         }
     }

@@ -130,21 +130,24 @@ fn unauthorized() -> ApiError {
     )
 }
 
-/// The bearer's rooms (empty for an unknown token) and its token's hash; a request
-/// without a token is refused here.
-async fn bearer_rooms(
-    req: &HttpRequest,
-    state: &State,
-) -> Result<(String, Vec<RoomSummary>), ApiError> {
-    let token = req
-        .headers()
+/// The hash of the request's bearer token; a request without one is refused here.
+fn bearer_hash(req: &HttpRequest) -> Result<String, ApiError> {
+    req.headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(unauthorized)?;
-    let hash = hash_token(token);
+        .map(hash_token)
+        .ok_or_else(unauthorized)
+}
+
+/// The bearer's rooms (empty for an unknown token) and its token's hash.
+async fn bearer_rooms(
+    req: &HttpRequest,
+    state: &State,
+) -> Result<(String, Vec<RoomSummary>), ApiError> {
+    let hash = bearer_hash(req)?;
     let rooms = state
         .chat
         .store()
@@ -156,9 +159,11 @@ async fn bearer_rooms(
 
 /// The bearer token's hash, if the store knows the token (it takes part in a room).
 async fn bearer(req: &HttpRequest, state: &State) -> Result<String, ApiError> {
-    match bearer_rooms(req, state).await? {
-        (_, rooms) if rooms.is_empty() => Err(unauthorized()),
-        (hash, _) => Ok(hash),
+    let hash = bearer_hash(req)?;
+    match state.chat.store().token_known(&hash).await {
+        Ok(true) => Ok(hash),
+        Ok(false) => Err(unauthorized()),
+        Err(e) => Err(store_error(e)),
     }
 }
 

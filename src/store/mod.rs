@@ -25,6 +25,7 @@
 //! | [`Store::page`] | a page of messages, ascending by `seq`, plus whether there are `more` |
 //! | [`Store::room`] | a room's bookkeeping |
 //! | [`Store::rooms_of`] | the rooms a token takes part in, newest activity first |
+//! | [`Store::token_known`] | whether a token takes part in any room |
 //! | [`Store::erase_room`] | erases a room, its participants and its messages |
 //! | [`Store::health`] | whether the store answers |
 //!
@@ -225,6 +226,12 @@ impl Store {
         now_ms: i64,
     ) -> Result<Participant, StoreError> {
         dispatch!(self, s => s.join(room, joining, now_ms))
+    }
+
+    /// Whether this token hash takes part in any existing room: the cheap form of
+    /// "`rooms_of` is not empty", without loading the rooms and their last messages.
+    pub async fn token_known(&self, token_hash: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.token_known(token_hash))
     }
 
     /// The participant of `room` with this token hash, if any.

@@ -363,6 +363,22 @@ impl MongoStore {
             .transpose()
     }
 
+    pub async fn token_known(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let mut seats = self
+            .users
+            .find(doc! {"token_hash": token_hash})
+            .projection(doc! {"room": 1})
+            .await
+            .map_err(unavailable)?;
+        while let Some(seat) = seats.try_next().await.map_err(unavailable)? {
+            let room = get_string(&seat, "room")?;
+            if self.room(&room).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     pub async fn rooms_of(&self, token_hash: &str) -> Result<Vec<RoomSummary>, StoreError> {
         let seats: Vec<Document> = self
             .users

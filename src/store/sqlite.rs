@@ -176,6 +176,18 @@ impl SqliteStore {
         answered(answer).await
     }
 
+    pub async fn token_known(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT 1 FROM users JOIN rooms ON rooms.id = users.room
+                 WHERE users.token_hash = ?1 LIMIT 1",
+            )?
+            .exists([&token_hash])
+        })
+        .await
+    }
+
     pub async fn participant(
         &self,
         room: &str,

@@ -49,6 +49,7 @@ contract!(
     appending_to_a_room_nobody_joined_is_refused,
     rooms_of_lists_rooms_by_latest_activity_with_their_last_visible_message,
     erasing_a_room_removes_everything_and_only_once,
+    a_token_is_known_while_it_takes_part_in_a_room,
     the_store_reports_healthy,
 );
 
@@ -520,6 +521,31 @@ async fn erasing_a_room_removes_everything_and_only_once(store: &Store) {
         .await
         .expect("stored");
     assert_eq!((stored.seq, stored.msg.as_str()), (1, "again"));
+}
+
+async fn a_token_is_known_while_it_takes_part_in_a_room(store: &Store) {
+    let carl = token("carl");
+    assert_eq!(store.token_known(&carl).await, Ok(false));
+    let first = room_id();
+    let second = room_id();
+    store
+        .join(&first, joining("carl"), NOW)
+        .await
+        .expect("joined");
+    store
+        .join(&second, joining("carl"), NOW)
+        .await
+        .expect("joined");
+    assert_eq!(store.token_known(&carl).await, Ok(true));
+    assert_eq!(store.token_known(&token("dora")).await, Ok(false));
+    assert_eq!(store.erase_room(&first).await, Ok(true));
+    assert_eq!(
+        store.token_known(&carl).await,
+        Ok(true),
+        "still in the second room"
+    );
+    assert_eq!(store.erase_room(&second).await, Ok(true));
+    assert_eq!(store.token_known(&carl).await, Ok(false));
 }
 
 async fn the_store_reports_healthy(store: &Store) {
