@@ -197,17 +197,31 @@ fn raw(data: &str) -> Option<Box<RawValue>> {
 
 /// Writes the header of a packet: type, attachments, namespace, ack id.
 fn header(out: &mut String, kind: u8, attachments: usize, nsp: &str, id: Option<u64>) {
-    use std::fmt::Write as _;
-    out.push(char::from(kind));
+    // Every piece is ASCII or the namespace's own text: nothing is ever replaced.
+    write_header(kind, attachments, nsp, id, |piece| {
+        out.push_str(&String::from_utf8_lossy(piece))
+    });
+}
+
+/// The header's pieces, in order, for a text or a byte buffer alike.
+fn write_header(
+    kind: u8,
+    attachments: usize,
+    nsp: &str,
+    id: Option<u64>,
+    mut push: impl FnMut(&[u8]),
+) {
+    push(&[kind]);
     if attachments > 0 {
-        let _ = write!(out, "{attachments}-");
+        push(Digits::of(attachments as u64).as_bytes());
+        push(b"-");
     }
     if nsp != MAIN_NAMESPACE {
-        out.push_str(nsp);
-        out.push(',');
+        push(nsp.as_bytes());
+        push(b",");
     }
     if let Some(id) = id {
-        let _ = write!(out, "{id}");
+        push(Digits::of(id).as_bytes());
     }
 }
 
@@ -278,7 +292,7 @@ pub fn encode_event_json<T: serde::Serialize + ?Sized>(
     data: &T,
 ) -> Result<String, serde_json::Error> {
     with_scratch(|buf| {
-        header_bytes(buf, b'2', nsp, id);
+        write_header(b'2', 0, nsp, id, |piece| buf.extend_from_slice(piece));
         buf.push(b'[');
         serde_json::to_writer(&mut *buf, event)?;
         buf.push(b',');
@@ -295,7 +309,7 @@ pub fn encode_ack_json<T: serde::Serialize + ?Sized>(
     data: &T,
 ) -> Result<String, serde_json::Error> {
     with_scratch(|buf| {
-        header_bytes(buf, b'3', nsp, Some(id));
+        write_header(b'3', 0, nsp, Some(id), |piece| buf.extend_from_slice(piece));
         buf.push(b'[');
         serde_json::to_writer(&mut *buf, data)?;
         buf.push(b']');
@@ -332,18 +346,6 @@ fn with_scratch(
         }
         written.and(text)
     })
-}
-
-/// [`header`] for a packet without attachments, into bytes.
-fn header_bytes(out: &mut Vec<u8>, kind: u8, nsp: &str, id: Option<u64>) {
-    out.push(kind);
-    if nsp != MAIN_NAMESPACE {
-        out.extend_from_slice(nsp.as_bytes());
-        out.push(b',');
-    }
-    if let Some(id) = id {
-        out.extend_from_slice(Digits::of(id).as_bytes());
-    }
 }
 
 /// The decimal digits of a number, written without going through `fmt`.
