@@ -103,10 +103,6 @@ impl Conn {
         self.state().seat.clone()
     }
 
-    fn is_seated(&self) -> bool {
-        self.state().seat.is_some()
-    }
-
     fn seated_in(&self, room: &str) -> bool {
         self.state()
             .seat
@@ -505,11 +501,14 @@ fn checked_message(
     conn: &Conn,
     args: &[Box<serde_json::value::RawValue>],
 ) -> Result<NewMessage, ChatError> {
-    if !conn.state().bucket.take() {
-        return Err(ChatError::RateLimited);
-    }
-    if !conn.is_seated() {
-        return Err(ChatError::NotLoggedIn);
+    {
+        let mut st = conn.state();
+        if !st.bucket.take() {
+            return Err(ChatError::RateLimited);
+        }
+        if st.seat.is_none() {
+            return Err(ChatError::NotLoggedIn);
+        }
     }
     let payload: MsgPayload<'_> = args
         .first()
