@@ -115,6 +115,14 @@ export class Conversation {
    */
   addMessages(messages, { stick = false } = {}) {
     const follow = stick || this.isNearBottom();
+    const added = this.#insertNew(messages);
+    if (added) this.#refreshSeen();
+    if (follow) this.scrollToBottom();
+    return added;
+  }
+
+  /** Inserts the messages not shown yet, each at its place by seq; how many were new. */
+  #insertNew(messages) {
     let added = 0;
     for (const m of messages) {
       if (this.bySeq.has(m.seq)) continue;
@@ -123,8 +131,6 @@ export class Conversation {
       this.#insertInOrder(li, m.seq);
       added += 1;
     }
-    if (added) this.#refreshSeen();
-    if (follow) this.scrollToBottom();
     return added;
   }
 
@@ -134,14 +140,7 @@ export class Conversation {
   prependOlder(messages) {
     const s = this.scroller;
     const fromBottom = s.scrollHeight - s.scrollTop;
-    let added = 0;
-    for (const m of messages) {
-      if (this.bySeq.has(m.seq)) continue;
-      const li = this.#messageElement(m.msg, m.user, m.img, m.ts);
-      this.#confirmElement(li, m);
-      this.#insertInOrder(li, m.seq);
-      added += 1;
-    }
+    const added = this.#insertNew(messages);
     s.scrollTop = s.scrollHeight - fromBottom;
     if (added) this.#refreshSeen();
     return added;
