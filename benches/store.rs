@@ -49,14 +49,20 @@ async fn send_all(
             let count = total / senders + usize::from(sender < total % senders);
             tokio::spawn(async move {
                 let who = joining(&format!("sender{sender}"));
+                let room: std::sync::Arc<str> = room.into();
+                let (user, avatar, token_hash): (
+                    std::sync::Arc<str>,
+                    std::sync::Arc<str>,
+                    std::sync::Arc<str>,
+                ) = (who.name.into(), who.avatar.into(), who.token_hash.into());
                 for i in 0..count {
                     let msg = NewMessage {
                         room: room.clone(),
-                        user: who.name.clone(),
-                        avatar: who.avatar.clone(),
+                        user: user.clone(),
+                        avatar: avatar.clone(),
                         text: format!("message {i} from sender {sender}: hello, how are you?"),
                         client_id: with_client_id.then(|| format!("{sender}-{i}")),
-                        token_hash: who.token_hash.clone(),
+                        token_hash: token_hash.clone(),
                     };
                     if let Err(e) = store.append(msg, now_ms()).await {
                         panic!("append failed: {e}");

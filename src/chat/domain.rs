@@ -2,6 +2,7 @@
 //! that is the only way to get one.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,9 +11,10 @@ use sha2::{Digest, Sha256};
 
 use super::error::ChatError;
 
-/// A room id: 22–64 characters of `[A-Za-z0-9_-]`.
+/// A room id: 22–64 characters of `[A-Za-z0-9_-]`. Shared, not copied: every message
+/// carries its room id to the store and back.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RoomId(String);
+pub struct RoomId(Arc<str>);
 
 impl RoomId {
     pub const MIN_LEN: usize = 22;
@@ -23,7 +25,7 @@ impl RoomId {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
-            Ok(RoomId(s.to_owned()))
+            Ok(RoomId(s.into()))
         } else {
             Err(ChatError::InvalidRoom)
         }
@@ -33,11 +35,16 @@ impl RoomId {
     pub fn generate() -> RoomId {
         let mut raw = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut raw);
-        RoomId(URL_SAFE_NO_PAD.encode(raw))
+        RoomId(URL_SAFE_NO_PAD.encode(raw).into())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id as a shared string (a reference count, no copy).
+    pub fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
     }
 }
 

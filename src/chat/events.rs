@@ -88,9 +88,10 @@ struct ConnState {
 #[derive(Debug, Clone)]
 pub(crate) struct SeatRef {
     pub room: RoomId,
-    pub token_hash: String,
-    pub name: String,
-    pub avatar: String,
+    /// Shared with every message this seat sends (a reference count, not a copy each).
+    pub token_hash: Arc<str>,
+    pub name: Arc<str>,
+    pub avatar: Arc<str>,
     pub first_seq: i64,
 }
 
@@ -397,9 +398,9 @@ async fn login(
     }
     conn.state().seat = Some(SeatRef {
         room: room.clone(),
-        token_hash,
-        name: name.clone(),
-        avatar: avatar.clone(),
+        token_hash: token_hash.into(),
+        name: name.as_str().into(),
+        avatar: avatar.as_str().into(),
         first_seq: participant.first_seq,
     });
     if !fresh {
@@ -536,12 +537,12 @@ fn checked_message(
     let st = conn.state();
     let seat = st.seat.as_ref().ok_or(ChatError::NotLoggedIn)?;
     Ok(NewMessage {
-        room: seat.room.as_str().to_owned(),
-        user: seat.name.clone(),
-        avatar: seat.avatar.clone(),
+        room: seat.room.shared(),
+        user: Arc::clone(&seat.name),
+        avatar: Arc::clone(&seat.avatar),
         text: text.into_string(),
         client_id,
-        token_hash: seat.token_hash.clone(),
+        token_hash: Arc::clone(&seat.token_hash),
     })
 }
 

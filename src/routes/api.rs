@@ -56,8 +56,8 @@ impl From<StoredMessage> for MessageView {
             id: m.id,
             seq: m.seq,
             msg: m.msg,
-            user: m.user,
-            img: m.img,
+            user: m.user.to_string(),
+            img: m.img.to_string(),
             ts: m.ts,
         }
     }

@@ -40,6 +40,8 @@
 pub mod mongo;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 pub use mongo::MongoStore;
@@ -95,18 +97,22 @@ pub struct Participant {
 }
 
 /// A message to store; `seq`, `id` and `ts` are assigned by the store.
+///
+/// The room and the author are shared strings: the chat holds them for as long as the
+/// author is seated, and every message of theirs refers to the same ones (no copy per
+/// message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
-    pub room: String,
+    pub room: Arc<str>,
     /// The author's name, as shown.
-    pub user: String,
+    pub user: Arc<str>,
     /// The author's avatar URL.
-    pub avatar: String,
+    pub avatar: Arc<str>,
     pub text: String,
     /// The client's own id for this message: a retry with the same id is stored once.
     pub client_id: Option<String>,
     /// SHA-256 hex of the author's token, kept with the message.
-    pub token_hash: String,
+    pub token_hash: Arc<str>,
 }
 
 /// A stored message, in the wire shape `{id, seq, msg, user, img, ts}`.
@@ -116,8 +122,8 @@ pub struct StoredMessage {
     pub id: String,
     pub seq: i64,
     pub msg: String,
-    pub user: String,
-    pub img: String,
+    pub user: Arc<str>,
+    pub img: Arc<str>,
     /// Server time in ms since the Unix epoch.
     pub ts: i64,
 }

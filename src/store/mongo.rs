@@ -258,7 +258,7 @@ impl MongoStore {
         let room = retrying_conflicts(|| {
             self.rooms
                 .find_one_and_update(
-                    doc! {"_id": &msg.room},
+                    doc! {"_id": &*msg.room},
                     doc! {
                         "$inc": {"next_seq": 1_i64, "message_count": 1_i64},
                         "$max": {"last_message_at": now_ms},
@@ -269,18 +269,18 @@ impl MongoStore {
         })
         .await
         .map_err(unavailable)?
-        .ok_or_else(|| StoreError::RoomNotFound(msg.room.clone()))?;
+        .ok_or_else(|| StoreError::RoomNotFound(msg.room.to_string()))?;
         let seq = get_i64(&room, "next_seq")? - 1;
         let id = message_id(&msg.room, seq);
         let mut message = doc! {
             "_id": &id,
-            "room": &msg.room,
+            "room": &*msg.room,
             "seq": seq,
-            "user": &msg.user,
-            "avatar": &msg.avatar,
+            "user": &*msg.user,
+            "avatar": &*msg.avatar,
             "text": &msg.text,
             "ts": now_ms,
-            "token_hash": &msg.token_hash,
+            "token_hash": &*msg.token_hash,
         };
         if let Some(client_id) = &msg.client_id {
             message.insert("client_id", client_id);
@@ -311,7 +311,7 @@ impl MongoStore {
             return Ok(None);
         };
         self.messages
-            .find_one(doc! {"room": &msg.room, "client_id": client_id})
+            .find_one(doc! {"room": &*msg.room, "client_id": client_id})
             .await
             .map_err(unavailable)?
             .map(|found| message_from_doc(&found))
@@ -508,8 +508,8 @@ fn message_from_doc(found: &Document) -> Result<StoredMessage, StoreError> {
         id: message_id(&room, seq),
         seq,
         msg: get_string(found, "text")?,
-        user: get_string(found, "user")?,
-        img: get_string(found, "avatar")?,
+        user: get_string(found, "user")?.into(),
+        img: get_string(found, "avatar")?.into(),
         ts: get_i64(found, "ts")?,
     })
 }

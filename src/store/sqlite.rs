@@ -17,7 +17,8 @@
 //!   table's last pages instead of dirtying one page per room it touches) and found by the
 //!   compact unique index `(room_no, seq)`: a page is one range scan of that index. A room
 //!   is referred to by an integer `room_no` (never reused: `AUTOINCREMENT`) so that index
-//!   entries stay small.
+//!   entries stay small, and a message's author (token hash, name, avatar) by an
+//!   `author_no` in `authors`: a message row holds its own text and little else.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -98,9 +99,43 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX messages_by_seq ON messages (room_no, seq);
     CREATE UNIQUE INDEX messages_by_client_id ON messages (room_no, client_id)
         WHERE client_id IS NOT NULL;",
+    // 2: a message refers to its author (room, token, name, avatar: about 150 bytes,
+    // the same in every message of theirs) by number. Every row already stored is
+    // copied, in its order, with its author.
+    "CREATE TABLE authors (
+        author_no INTEGER PRIMARY KEY AUTOINCREMENT,
+        room_no INTEGER NOT NULL,
+        token_hash TEXT NOT NULL,
+        user TEXT NOT NULL,
+        avatar TEXT NOT NULL,
+        UNIQUE (room_no, token_hash, user, avatar)
+    );
+    INSERT INTO authors (room_no, token_hash, user, avatar)
+        SELECT DISTINCT room_no, token_hash, user, avatar FROM messages ORDER BY rowid;
+    CREATE TABLE messages_v2 (
+        room_no INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        author_no INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        client_id TEXT
+    );
+    INSERT INTO messages_v2 (room_no, seq, author_no, text, ts, client_id)
+        SELECT m.room_no, m.seq, a.author_no, m.text, m.ts, m.client_id
+        FROM messages m JOIN authors a
+            ON a.room_no = m.room_no AND a.token_hash = m.token_hash
+            AND a.user = m.user AND a.avatar = m.avatar
+        ORDER BY m.rowid;
+    DROP TABLE messages;
+    ALTER TABLE messages_v2 RENAME TO messages;
+    CREATE UNIQUE INDEX messages_by_seq ON messages (room_no, seq);
+    CREATE UNIQUE INDEX messages_by_client_id ON messages (room_no, client_id)
+        WHERE client_id IS NOT NULL;",
 ];
 
-const MESSAGE_COLUMNS: &str = "seq, text, user, avatar, ts";
+/// Messages with their authors, for [`MESSAGE_COLUMNS`].
+const MESSAGES: &str = "messages m JOIN authors a ON a.author_no = m.author_no";
+const MESSAGE_COLUMNS: &str = "m.seq, m.text, a.user, a.avatar, m.ts";
 /// The `room_no` of the room whose id is `?1`.
 const ROOM_NO: &str = "(SELECT room_no FROM rooms WHERE id = ?1)";
 const USER_COLUMNS: &str =
@@ -232,8 +267,9 @@ impl SqliteStore {
                 Cursor::Latest | Cursor::Before(_) => "DESC",
             };
             let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                 WHERE room_no = {ROOM_NO} AND seq >= ?2 AND seq < ?3 ORDER BY seq {sql} LIMIT ?4"
+                "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
+                 WHERE m.room_no = {ROOM_NO} AND m.seq >= ?2 AND m.seq < ?3
+                 ORDER BY m.seq {sql} LIMIT ?4"
             );
             let mut statement = conn.prepare_cached(&sql)?;
             let rows = statement
@@ -274,8 +310,9 @@ impl SqliteStore {
                 let Some(room) = room else { continue };
                 let last_message = conn
                     .prepare_cached(&format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages
-                         WHERE room_no = {ROOM_NO} AND seq >= ?2 ORDER BY seq DESC LIMIT 1"
+                        "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
+                         WHERE m.room_no = {ROOM_NO} AND m.seq >= ?2
+                         ORDER BY m.seq DESC LIMIT 1"
                     ))?
                     .query_row(params![participant.room, participant.first_seq], |row| {
                         message_from_row(&participant.room, row)
@@ -518,6 +555,7 @@ fn run_done(done: AppendDone, result: Result<StoredMessage, StoreError>) {
 /// after a quiet spell commits at once.
 fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut authors = AuthorCache::default();
     let mut last_commit: Option<Instant> = None;
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -527,7 +565,7 @@ fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>) {
             thread::sleep(GATHER_WINDOW);
             drain_into(&mut queue, &mut batch);
         }
-        apply_batch(&mut conn, &mut batch);
+        apply_batch(&mut conn, &mut authors, &mut batch);
         last_commit = Some(Instant::now());
     }
 }
@@ -543,7 +581,7 @@ fn drain_into(queue: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>) {
 }
 
 /// Applies `batch` (emptying it) in one transaction, then answers every caller.
-fn apply_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) {
+fn apply_batch(conn: &mut Connection, authors: &mut AuthorCache, batch: &mut Vec<WriteOp>) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -560,7 +598,7 @@ fn apply_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) {
             done.push((reply, None));
             continue;
         }
-        match apply(&tx, &mut rooms, request) {
+        match apply(&tx, &mut rooms, authors, request) {
             Ok(outcome) => done.push((reply, Some(outcome))),
             Err(error) => {
                 done.push((reply, None));
@@ -582,6 +620,8 @@ fn apply_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) {
             }
         }
         Err(e) => {
+            // Authors numbered in the rolled-back transaction are gone with it.
+            authors.clear();
             tracing::warn!(error = %e, "SQLite write batch failed; its callers get store_unavailable");
             let error = unavailable(e);
             done.into_iter()
@@ -594,6 +634,7 @@ fn apply_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) {
 fn apply(
     tx: &Transaction<'_>,
     rooms: &mut RoomCache,
+    authors: &mut AuthorCache,
     request: Request,
 ) -> rusqlite::Result<Outcome> {
     Ok(match request {
@@ -602,8 +643,13 @@ fn apply(
             joining,
             now_ms,
         } => Outcome::Joined(join(tx, rooms, &room, &joining, now_ms)?),
-        Request::Append { msg, now_ms } => Outcome::Appended(append(tx, rooms, msg, now_ms)?),
-        Request::Erase { room } => Outcome::Erased(erase(tx, rooms, &room)?),
+        Request::Append { msg, now_ms } => {
+            Outcome::Appended(append(tx, rooms, authors, msg, now_ms)?)
+        }
+        Request::Erase { room } => {
+            authors.clear();
+            Outcome::Erased(erase(tx, rooms, &room)?)
+        }
     })
 }
 
@@ -669,6 +715,84 @@ impl RoomCache {
     }
 }
 
+/// The writer's memory of author numbers, kept across batches: one per room and token
+/// recently written, with the name and avatar that number stands for.
+///
+/// An author row is never changed, and removed only with its room, whose `room_no` is
+/// never reused; so a number remembered here stays right for as long as the room
+/// exists, whichever process writes. It is forgotten when a batch fails (the row may
+/// have been rolled back) and on an erase, and the whole memory is dropped when it
+/// holds [`AuthorCache::MAX_ROOMS`] rooms.
+#[derive(Default)]
+struct AuthorCache {
+    rooms: HashMap<i64, Vec<CachedAuthor>>,
+}
+
+struct CachedAuthor {
+    token_hash: Arc<str>,
+    user: Arc<str>,
+    avatar: Arc<str>,
+    author_no: i64,
+}
+
+impl AuthorCache {
+    const MAX_ROOMS: usize = 64 * 1024;
+
+    fn clear(&mut self) {
+        self.rooms.clear();
+    }
+
+    /// The number of the author of `msg` in room `room_no`, numbering them if new.
+    fn number(
+        &mut self,
+        tx: &Transaction<'_>,
+        room_no: i64,
+        msg: &NewMessage,
+    ) -> rusqlite::Result<i64> {
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
+        if let Some(known) = self.rooms.get(&room_no).and_then(|authors| {
+            authors.iter().find(|a| {
+                same(&a.token_hash, &msg.token_hash)
+                    && same(&a.user, &msg.user)
+                    && same(&a.avatar, &msg.avatar)
+            })
+        }) {
+            return Ok(known.author_no);
+        }
+        let params = params![room_no, msg.token_hash, msg.user, msg.avatar];
+        let found = tx
+            .prepare_cached(
+                "SELECT author_no FROM authors
+                 WHERE room_no = ?1 AND token_hash = ?2 AND user = ?3 AND avatar = ?4",
+            )?
+            .query_row(params, |row| row.get(0))
+            .optional()?;
+        let author_no = match found {
+            Some(author_no) => author_no,
+            None => {
+                tx.prepare_cached(
+                    "INSERT INTO authors (room_no, token_hash, user, avatar) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params)?;
+                tx.last_insert_rowid()
+            }
+        };
+        if self.rooms.len() >= Self::MAX_ROOMS && !self.rooms.contains_key(&room_no) {
+            self.rooms.clear();
+        }
+        let authors = self.rooms.entry(room_no).or_default();
+        // A token has one name and avatar per room: a new pair replaces the old.
+        authors.retain(|a| a.token_hash != msg.token_hash);
+        authors.push(CachedAuthor {
+            token_hash: Arc::clone(&msg.token_hash),
+            user: Arc::clone(&msg.user),
+            avatar: Arc::clone(&msg.avatar),
+            author_no,
+        });
+        Ok(author_no)
+    }
+}
+
 fn join(
     tx: &Transaction<'_>,
     rooms: &mut RoomCache,
@@ -720,34 +844,35 @@ fn join(
 fn append(
     tx: &Transaction<'_>,
     rooms: &mut RoomCache,
+    authors: &mut AuthorCache,
     msg: NewMessage,
     now_ms: i64,
 ) -> rusqlite::Result<Result<StoredMessage, StoreError>> {
     let Some(room) = rooms.get(tx, &msg.room)? else {
-        return Ok(Err(StoreError::RoomNotFound(msg.room.clone())));
+        return Ok(Err(StoreError::RoomNotFound(msg.room.to_string())));
     };
     let seq = room.next_seq;
+    let author_no = authors.number(tx, room.room_no, &msg)?;
     // One statement on the usual path: a retried client id hits the unique index and
     // inserts nothing, and only then is the stored message looked up.
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO messages (room_no, seq, user, avatar, text, ts, client_id, token_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            "INSERT INTO messages (room_no, seq, author_no, text, ts, client_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             room.room_no,
             seq,
-            msg.user,
-            msg.avatar,
+            author_no,
             msg.text,
             now_ms,
             msg.client_id,
-            msg.token_hash,
         ])?;
     if inserted == 0 {
         let stored = tx
             .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_no = ?1 AND client_id = ?2"
+                "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
+                 WHERE m.room_no = ?1 AND m.client_id = ?2"
             ))?
             .query_row(params![room.room_no, msg.client_id], |row| {
                 message_from_row(&msg.room, row)
@@ -778,6 +903,8 @@ fn erase(tx: &Transaction<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::R
     rooms.rooms.remove(room);
     tx.prepare_cached(&format!("DELETE FROM messages WHERE room_no = {ROOM_NO}"))?
         .execute([room])?;
+    tx.prepare_cached(&format!("DELETE FROM authors WHERE room_no = {ROOM_NO}"))?
+        .execute([room])?;
     tx.prepare_cached("DELETE FROM users WHERE room = ?1")?
         .execute([room])?;
     let erased = tx
@@ -805,8 +932,8 @@ fn message_from_row(room: &str, row: &Row<'_>) -> rusqlite::Result<StoredMessage
         id: message_id(room, seq),
         seq,
         msg: row.get(1)?,
-        user: row.get(2)?,
-        img: row.get(3)?,
+        user: row.get::<_, String>(2)?.into(),
+        img: row.get::<_, String>(3)?.into(),
         ts: row.get(4)?,
     })
 }

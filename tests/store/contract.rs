@@ -96,8 +96,8 @@ async fn seq_counts_1_2_3_in_each_room_independently(store: &Store) {
         assert_eq!(stored.seq, expected);
         assert_eq!(stored.id, format!("{room}:{expected}"));
         assert_eq!(stored.msg, "hello");
-        assert_eq!(stored.user, "ann");
-        assert_eq!(stored.img, joining("ann").avatar);
+        assert_eq!(&*stored.user, "ann");
+        assert_eq!(*stored.img, joining("ann").avatar);
         assert_eq!(stored.ts, NOW);
     }
     let info = store.room(&first).await.expect("read").expect("exists");

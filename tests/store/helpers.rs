@@ -114,12 +114,12 @@ pub fn joining(name: &str) -> Joining {
 pub fn message(room: &str, author: &str, text: &str, client_id: Option<&str>) -> NewMessage {
     let who = joining(author);
     NewMessage {
-        room: room.to_owned(),
-        user: who.name,
-        avatar: who.avatar,
+        room: room.into(),
+        user: who.name.into(),
+        avatar: who.avatar.into(),
         text: text.to_owned(),
         client_id: client_id.map(str::to_owned),
-        token_hash: who.token_hash,
+        token_hash: who.token_hash.into(),
     }
 }
 

@@ -21,7 +21,7 @@ async fn the_database_file_and_its_directory_are_created_on_first_start() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("reads");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .expect("reads");
@@ -146,6 +146,89 @@ async fn a_failed_batch_fails_its_callers_and_the_writer_recovers() {
     assert_eq!(retried.seq, 2, "the failed batch left no trace");
 }
 
+/// A batch that numbers a new author and then fails is rolled back, author row and all:
+/// the writer must not remember that number (the next message would point at no one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_author_numbered_in_a_rolled_back_batch_is_forgotten() {
+    let dir = temp_dir();
+    let path = dir.path().join("tete.db");
+    let store = Store::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .expect("opens");
+    let room = room_id();
+    for who in ["ann", "bob"] {
+        store.join(&room, joining(who), NOW).await.expect("joined");
+    }
+    // Another process makes one text fail inside the transaction.
+    let other = rusqlite::Connection::open(&path).expect("opens");
+    other
+        .execute_batch(
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.text = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
+        )
+        .expect("trigger");
+    // While it holds the write lock, ann's message waits for the writer and bob's first
+    // message and the refused one queue up behind it: they make the next batch.
+    other.execute_batch("BEGIN IMMEDIATE").expect("locks");
+    let first = tokio::spawn({
+        let (store, room) = (store.clone(), room.clone());
+        async move {
+            store
+                .append(message(&room, "ann", "first", None), NOW)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bob = tokio::spawn({
+        let (store, room) = (store.clone(), room.clone());
+        async move {
+            store
+                .append(message(&room, "bob", "bob's first", None), NOW)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let boom = tokio::spawn({
+        let (store, room) = (store.clone(), room.clone());
+        async move { store.append(message(&room, "ann", "boom", None), NOW).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.execute_batch("COMMIT").expect("unlocks");
+    first.await.expect("ran").expect("stored");
+    let boom = boom.await.expect("ran");
+    assert!(matches!(boom, Err(StoreError::Unavailable(_))), "{boom:?}");
+    // Bob's first message shared the failed batch (or, if the writer was quicker, was
+    // stored before it); either way his next one must show him.
+    let bob_first = bob.await.expect("ran");
+    other
+        .execute_batch("DROP TRIGGER refuse_boom")
+        .expect("dropped");
+    let again = store
+        .append(message(&room, "bob", "bob again", None), NOW)
+        .await
+        .expect("stored");
+    let page = store
+        .page(&room, 1, Cursor::Latest, 50)
+        .await
+        .expect("read");
+    let shown: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| (m.seq, m.msg.as_str(), &*m.user, &*m.img))
+        .collect();
+    let (ann, bob) = (joining("ann"), joining("bob"));
+    let mut expected = vec![(1, "first", "ann", ann.avatar.as_str())];
+    if bob_first.is_ok() {
+        expected.push((2, "bob's first", "bob", bob.avatar.as_str()));
+    }
+    expected.push((again.seq, "bob again", "bob", bob.avatar.as_str()));
+    assert_eq!(shown, expected);
+    assert!(
+        bob_first.is_err(),
+        "bob's first message was not in the failed batch"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_file_keep_seq_gap_free() {
     // The writer keeps room counters between batches; another writer on the same file
@@ -168,4 +251,207 @@ async fn two_processes_on_one_file_keep_seq_gap_free() {
     assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
     let info = one.room(&room).await.expect("read").expect("exists");
     assert_eq!(info.message_count, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_erased_by_another_process_and_joined_again_keeps_its_authors_right() {
+    // The writer remembers author numbers across batches; an erase by another process
+    // removes them, and the room (joined again) must not be written with stale ones.
+    let dir = temp_dir();
+    let url = format!("sqlite:{}", dir.path().join("tete.db").display());
+    let room = room_id();
+    let one = Store::connect(&url).await.expect("opens");
+    let two = Store::connect(&url).await.expect("opens twice");
+    one.join(&room, joining("ann"), NOW).await.expect("joined");
+    one.append(message(&room, "ann", "first life", None), NOW)
+        .await
+        .expect("stored");
+    assert!(two.erase_room(&room).await.expect("erased"));
+    two.join(&room, joining("ann"), NOW)
+        .await
+        .expect("joined again");
+    let stored = one
+        .append(message(&room, "ann", "second life", None), NOW)
+        .await
+        .expect("stored");
+    assert_eq!(stored.seq, 1);
+    let page = two.page(&room, 1, Cursor::Latest, 50).await.expect("read");
+    let shown: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| (m.msg.as_str(), &*m.user, &*m.img))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![("second life", "ann", joining("ann").avatar.as_str())]
+    );
+}
+
+/// The first schema, as a tete of schema version 1 left its files.
+const SCHEMA_V1: &str = "
+    CREATE TABLE rooms (
+        room_no INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_message_at INTEGER,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        next_seq INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX rooms_by_activity ON rooms (last_message_at);
+    CREATE TABLE users (
+        room TEXT NOT NULL,
+        token_hash TEXT NOT NULL,
+        name TEXT NOT NULL,
+        email_hash TEXT NOT NULL,
+        avatar TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        joined_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        PRIMARY KEY (room, token_hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX users_by_name ON users (room, name);
+    CREATE INDEX users_by_token ON users (token_hash);
+    CREATE TABLE messages (
+        room_no INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        avatar TEXT NOT NULL,
+        text TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        client_id TEXT,
+        token_hash TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_by_seq ON messages (room_no, seq);
+    CREATE UNIQUE INDEX messages_by_client_id ON messages (room_no, client_id)
+        WHERE client_id IS NOT NULL;
+    PRAGMA user_version = 1;";
+
+/// A version-1 message row: seq, text, user, avatar, ts, client id.
+type V1Message = (i64, String, String, String, i64, Option<String>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_file_is_migrated_without_losing_a_message() {
+    let dir = temp_dir();
+    let path = dir.path().join("tete.db");
+    let rooms = [room_id(), room_id()];
+    // Two rooms, their messages interleaved in arrival order; in the second room one
+    // author's name and avatar changed between messages (any stored pair is kept).
+    let mut expected: [Vec<V1Message>; 2] = [Vec::new(), Vec::new()];
+    {
+        let conn = rusqlite::Connection::open(&path).expect("opens");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        for room in &rooms {
+            conn.execute(
+                "INSERT INTO rooms (id, created_at, last_message_at, message_count, next_seq)
+                 VALUES (?1, ?2, ?3, 10, 11)",
+                rusqlite::params![room, NOW, NOW + 9],
+            )
+            .expect("room");
+            for who in ["ann", "bob"] {
+                let j = joining(who);
+                conn.execute(
+                    "INSERT INTO users VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+                    rusqlite::params![room, j.token_hash, j.name, j.email_hash, j.avatar, NOW],
+                )
+                .expect("user");
+            }
+        }
+        for seq in 1..=10_i64 {
+            for (no, expected) in expected.iter_mut().enumerate() {
+                let who = joining(if seq % 3 == 0 { "bob" } else { "ann" });
+                let (name, avatar) = if no == 1 && seq > 5 && who.name == "ann" {
+                    (
+                        "ann renamed".to_owned(),
+                        "https://example.com/ann.png".to_owned(),
+                    )
+                } else {
+                    (who.name.clone(), who.avatar.clone())
+                };
+                let text = format!("{no}:{seq} \u{e9}t\u{e9} \"quoted\"");
+                let client_id = (seq % 2 == 0).then(|| format!("c{seq}"));
+                conn.execute(
+                    "INSERT INTO messages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    rusqlite::params![
+                        no as i64 + 1,
+                        seq,
+                        name,
+                        avatar,
+                        text,
+                        NOW + seq,
+                        client_id,
+                        who.token_hash
+                    ],
+                )
+                .expect("message");
+                expected.push((seq, text, name, avatar, NOW + seq, client_id));
+            }
+        }
+    }
+    let store = Store::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .expect("migrates");
+    for (no, room) in rooms.iter().enumerate() {
+        let page = store.page(room, 1, Cursor::Latest, 50).await.expect("read");
+        let shown: Vec<_> = page
+            .messages
+            .iter()
+            .map(|m| {
+                (
+                    m.seq,
+                    m.msg.clone(),
+                    m.user.to_string(),
+                    m.img.to_string(),
+                    m.ts,
+                )
+            })
+            .collect();
+        let want: Vec<_> = expected[no]
+            .iter()
+            .map(|(seq, text, name, avatar, ts, _)| {
+                (*seq, text.clone(), name.clone(), avatar.clone(), *ts)
+            })
+            .collect();
+        assert_eq!(shown, want, "room {no} after the migration");
+        // A retried client id still finds its message; the next one continues the seq.
+        let (seq, text, name, avatar, ts, client_id) = expected[no][3].clone();
+        let again = store
+            .append(
+                message(room, "ann", "retry", client_id.as_deref()),
+                NOW + 100,
+            )
+            .await
+            .expect("answered");
+        assert_eq!(
+            (
+                again.seq,
+                again.msg,
+                again.user.to_string(),
+                again.img.to_string(),
+                again.ts
+            ),
+            (seq, text, name, avatar, ts)
+        );
+        let next = store
+            .append(message(room, "bob", "after the migration", None), NOW + 100)
+            .await
+            .expect("stored");
+        assert_eq!(next.seq, 11);
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("opens");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("reads");
+    assert_eq!(version, 2);
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('messages')")
+        .expect("prepares")
+        .query_map([], |row| row.get(0))
+        .expect("reads")
+        .collect::<Result<_, _>>()
+        .expect("reads");
+    assert_eq!(
+        columns,
+        ["room_no", "seq", "author_no", "text", "ts", "client_id"]
+    );
 }
