@@ -12,7 +12,10 @@ use super::domain::{ClientId, Email, MessageText, Nickname, RoomId, Token};
 use super::error::ChatError;
 use super::flood::TokenBucket;
 use super::seats::{Seat, Take};
-use crate::socketio::{AckSender, DisconnectReason, Event, NamespaceBuilder, Socket};
+use crate::socketio::{
+    AckSender, DisconnectReason, Event, NamespaceBuilder, Socket, WriteJson, write_json_i64,
+    write_json_str,
+};
 use crate::store::{Cursor, Joining, NewMessage, Page, StoredMessage};
 
 /// Messages of one connection that may be in the store's queue at once: enough to keep
@@ -469,17 +472,19 @@ async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
                 // Only a connection still seated in the room speaks to it (it may have
                 // been replaced or the room erased while the message was being stored).
                 if done_conn.seated_in(&room) {
-                    let _ = socket.to(&room).emit("receive", &stored);
+                    let _ = socket.to(&room).emit_written("receive", &Receive(&stored));
                 }
-                reply(
-                    ack,
-                    &MsgAck {
-                        ok: true,
-                        id: &stored.id,
-                        seq: stored.seq,
-                        ts: stored.ts,
-                    },
-                );
+                let ack_body = MsgAck {
+                    ok: true,
+                    id: &stored.id,
+                    seq: stored.seq,
+                    ts: stored.ts,
+                };
+                if let Some(ack) = ack
+                    && let Err(e) = ack.send_written(&ack_body)
+                {
+                    tracing::debug!(error = %e, "could not acknowledge");
+                }
             }
             Err(e) => fail(&socket, ack, ChatError::from(e)),
         }
@@ -488,13 +493,53 @@ async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
     chat.store.append_then(message, now_ms(), done).await;
 }
 
-/// A stored message's ack, `{ok, id, seq, ts}` (a struct: no `json!` map per message).
+/// A stored message's ack, `{ok, id, seq, ts}`, written by hand: it goes with every
+/// message (the same text serde would write; tested).
 #[derive(serde::Serialize)]
 struct MsgAck<'a> {
     ok: bool,
     id: &'a str,
     seq: i64,
     ts: i64,
+}
+
+impl WriteJson for MsgAck<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if self.ok {
+            b"{\"ok\":true,\"id\":"
+        } else {
+            b"{\"ok\":false,\"id\":"
+        });
+        write_json_str(out, self.id);
+        out.extend_from_slice(b",\"seq\":");
+        write_json_i64(out, self.seq);
+        out.extend_from_slice(b",\"ts\":");
+        write_json_i64(out, self.ts);
+        out.push(b'}');
+    }
+}
+
+/// A `receive` payload: the stored message as serde writes it, `{id, seq, msg, user,
+/// img, ts}`, written by hand (once per message; tested against serde).
+struct Receive<'a>(&'a StoredMessage);
+
+impl WriteJson for Receive<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let m = self.0;
+        out.extend_from_slice(b"{\"id\":");
+        write_json_str(out, &m.id);
+        out.extend_from_slice(b",\"seq\":");
+        write_json_i64(out, m.seq);
+        out.extend_from_slice(b",\"msg\":");
+        write_json_str(out, &m.msg);
+        out.extend_from_slice(b",\"user\":");
+        write_json_str(out, &m.user);
+        out.extend_from_slice(b",\"img\":");
+        write_json_str(out, &m.img);
+        out.extend_from_slice(b",\"ts\":");
+        write_json_i64(out, m.ts);
+        out.push(b'}');
+    }
 }
 
 /// A `msg`'s payload, checked: the message to store, or why it is refused.
@@ -686,6 +731,42 @@ async fn on_disconnect(chat: Arc<Chat>, socket: Socket, _reason: DisconnectReaso
         });
         for partner in chat.seats.occupants(seat.room.as_str()) {
             let _ = partner.socket.emit("leave", &left);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn written(data: &dyn WriteJson) -> String {
+        let mut out = Vec::new();
+        data.write_json(&mut out);
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    proptest! {
+        #[test]
+        fn receive_and_ack_are_written_as_serde_writes_them(
+            msg in "\\PC*|[\\x00-\\x7f]*",
+            user in "\\PC{0,8}",
+            img in "\\PC{0,8}",
+            seq: i64,
+            ts: i64,
+            ok: bool,
+        ) {
+            let stored = StoredMessage {
+                id: format!("room:{seq}"),
+                seq,
+                msg,
+                user: user.into(),
+                img: img.into(),
+                ts,
+            };
+            prop_assert_eq!(written(&Receive(&stored)), serde_json::to_string(&stored).unwrap());
+            let ack = MsgAck { ok, id: &stored.id, seq, ts };
+            prop_assert_eq!(written(&ack), serde_json::to_string(&ack).unwrap());
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Who sits in which room, right now: at most two people per room, taken atomically
 //! so that any number of simultaneous logins seat exactly two.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::socketio::Socket;
+
+/// The maps looked up per packet use a fast hasher, randomly seeded per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One occupied seat.
 #[derive(Debug, Clone)]

@@ -1,7 +1,6 @@
 //! The Engine.IO server on actix-web: request routing, handshake, HTTP long-polling,
 //! WebSocket, the polling→websocket upgrade, heartbeat, CORS and origin checks.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::header::{self, HeaderValue};
@@ -18,6 +17,9 @@ use super::session::{
 };
 use super::sid::Sid;
 use super::ws::{self, Direct, FrameReader, WsBody, WsLink};
+
+/// The maps looked up per packet use a fast hasher, randomly seeded per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What the layer above (Socket.IO) is told about its clients.
 pub trait EngineHandler: Send + Sync + 'static {
@@ -88,7 +90,7 @@ impl Engine {
         Engine(Arc::new(EngineInner {
             config,
             handler,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::default()),
         }))
     }
 

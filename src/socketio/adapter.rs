@@ -3,10 +3,13 @@
 //! shared bus (e.g. Redis pub/sub) can implement the same trait for several instances,
 //! without any change to the handlers.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::engineio::{Message, Sid};
+
+/// Looked up on every broadcast: a fast hasher, randomly seeded per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// A room name.
 pub type Room = String;

@@ -17,6 +17,7 @@ pub mod socket;
 
 pub use adapter::{Adapter, BroadcastOptions, MemoryAdapter, OutgoingPacket};
 pub use namespace::{ConnectRefusal, ConnectRequest, Namespace, NamespaceBuilder};
+pub use packet::{WriteJson, write_json_i64, write_json_str};
 pub use server::{SocketIo, SocketIoBuilder, SocketIoConfig};
 pub use socket::{
     AckError, AckResponse, AckSender, ArgError, Broadcast, DisconnectReason, EmitError, Event,

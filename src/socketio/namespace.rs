@@ -1,7 +1,6 @@
 //! Namespaces: the connect check, the event handlers, the sockets connected to it and
 //! the adapter that keeps its rooms.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +10,9 @@ use serde_json::value::RawValue;
 use super::adapter::{Adapter, BroadcastOptions, LocalSockets, MemoryAdapter, OutgoingPacket};
 use super::socket::{Broadcast, DisconnectReason, Event, Socket};
 use crate::engineio::{EngineSocket, HandlerFuture, Sid};
+
+/// The maps looked up per packet use a fast hasher, randomly seeded per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A namespace's refusal of a client: sent as CONNECT_ERROR `{message, data?}`.
 #[derive(Debug, Clone)]
@@ -145,12 +147,12 @@ impl NamespaceBuilder {
                 name: name.to_owned(),
                 check: None,
                 on_connection: None,
-                events: HashMap::new(),
+                events: HashMap::default(),
                 fallback: None,
                 on_disconnect: None,
                 adapter: Box::new(MemoryAdapter::default()),
                 ack_timeout,
-                sockets: Mutex::new(HashMap::new()),
+                sockets: Mutex::new(HashMap::default()),
             },
         }
     }

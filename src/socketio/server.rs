@@ -2,7 +2,6 @@
 //! client that routes packets to namespaces, gathers binary attachments and enforces
 //! the connect timeout.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +12,9 @@ use super::namespace::{ConnectRequest, Namespace, NamespaceBuilder};
 use super::packet::{self, Packet};
 use super::socket::{AckResponse, AckSender, DisconnectReason, Event, Socket};
 use crate::engineio::{CloseReason, EngineHandler, EngineSocket, HandlerFuture, Message};
+
+/// The maps looked up per packet use a fast hasher, randomly seeded per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Socket.IO settings.
 #[derive(Debug, Clone)]
@@ -72,7 +74,7 @@ impl SocketIo {
     pub fn builder(config: SocketIoConfig) -> SocketIoBuilder {
         SocketIoBuilder {
             config,
-            namespaces: HashMap::new(),
+            namespaces: HashMap::default(),
         }
     }
 

@@ -2,7 +2,6 @@
 //! and the typed view of an incoming event.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -15,8 +14,11 @@ use tokio::sync::oneshot;
 
 use super::adapter::{BroadcastOptions, OutgoingPacket, Room};
 use super::namespace::Namespace;
-use super::packet;
+use super::packet::{self, WriteJson};
 use crate::engineio::{EngineSocket, Sid};
+
+/// The maps looked up per packet use a fast hasher, randomly seeded per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Why a socket left its namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +132,7 @@ impl Socket {
             auth,
             connected: AtomicBool::new(true),
             next_ack: AtomicU64::new(0),
-            acks: Mutex::new(HashMap::new()),
+            acks: Mutex::new(HashMap::default()),
             state: OnceLock::new(),
         }))
     }
@@ -341,6 +343,17 @@ impl Broadcast {
         Ok(())
     }
 
+    /// Sends `event` with one argument that writes its own JSON to every addressed socket.
+    pub fn emit_written(&self, event: &str, data: &dyn WriteJson) -> Result<(), EmitError> {
+        let text = packet::encode_event_written(self.ns.name(), None, event, data)?;
+        let packet = OutgoingPacket {
+            text,
+            attachments: Vec::new(),
+        };
+        self.ns.adapter().broadcast(packet, &self.opts, &*self.ns);
+        Ok(())
+    }
+
     /// The local sockets addressed.
     pub fn sockets(&self) -> Vec<Socket> {
         let sids = if self.opts.rooms.is_empty() {
@@ -386,6 +399,12 @@ impl AckSender {
     /// Acknowledges with one JSON argument.
     pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
         let text = packet::encode_ack_json(self.socket.0.ns.name(), self.id, data)?;
+        self.socket.send_text(text)
+    }
+
+    /// Acknowledges with one argument that writes its own JSON.
+    pub fn send_written(self, data: &dyn WriteJson) -> Result<(), EmitError> {
+        let text = packet::encode_ack_written(self.socket.0.ns.name(), self.id, data)?;
         self.socket.send_text(text)
     }
 

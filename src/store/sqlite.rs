@@ -20,7 +20,6 @@
 //!   entries stay small, and a message's author (token hash, name, avatar) by an
 //!   `author_no` in `authors`: a message row holds its own text and little else.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -33,6 +32,9 @@ use super::{
     AppendDone, Cursor, Joining, NewMessage, Page, Participant, RoomInfo, RoomSummary, StoreError,
     StoredMessage, message_id, page_bounds, page_from_scan,
 };
+
+/// The maps looked up per packet use a fast hasher, randomly seeded per process.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The most write operations applied in one transaction.
 pub const MAX_BATCH: usize = 4096;
