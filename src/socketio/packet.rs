@@ -363,10 +363,7 @@ pub fn encode_ack_written(
 /// nothing to escape (no `"`, `\` or control character: the usual case) is copied as
 /// it is after one branch-free scan.
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    let plain = s.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
-    });
-    if plain {
+    if is_plain(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -377,12 +374,33 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Whether `bytes` hold nothing JSON escapes (`"`, `\\`, a control character), eight
+/// bytes at a time: the classic SWAR "has a byte less than n" test, on the word itself
+/// for control characters and on the word xor-ed with each of the two others for them.
+fn is_plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_less = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        if has_less(w, 0x20) | has_less(quote, 1) | has_less(backslash, 1) != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// Appends the decimal digits of `n` (a JSON number).
 pub fn write_json_i64(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(Digits::of(n.unsigned_abs()).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Builds a packet in this thread's scratch buffer, then copies it into a string of
@@ -489,6 +507,29 @@ mod tests {
             write_json_i64(&mut out, n);
             prop_assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
         }
+    }
+
+    #[test]
+    fn a_character_to_escape_is_found_at_every_position_of_a_word() {
+        for len in 1..=17 {
+            for at in 0..len {
+                for (special, plain) in [
+                    ('\u{0}', false),
+                    ('\u{1f}', false),
+                    ('"', false),
+                    ('\\', false),
+                    (' ', true),
+                    ('\u{7f}', true),
+                    ('!', true),
+                    (']', true),
+                ] {
+                    let mut s = "x".repeat(len);
+                    s.replace_range(at..=at, &special.to_string());
+                    assert_eq!(is_plain(s.as_bytes()), plain, "{s:?}");
+                }
+            }
+        }
+        assert!(is_plain("été 🎉 ok".as_bytes()));
     }
 
     #[test]
