@@ -295,6 +295,36 @@ impl Session {
         }
     }
 
+    /// Like [`Session::enqueue`], for the caller that reads the client (no lock held):
+    /// when nothing is queued ahead, the handler is polled right here first. Most
+    /// handlers finish in that first poll (a chat message is handed to the store's
+    /// queue), and then no task is spawned for them. One that has to wait is moved to
+    /// a task of its own, whose first poll registers the task's waker (the one this
+    /// first poll was given wakes nobody), followed by whatever was queued meanwhile.
+    fn run_or_enqueue(self: &Arc<Self>, mut fut: HandlerFuture) {
+        {
+            let mut inbound = lock(&self.inbound);
+            if std::mem::replace(&mut inbound.running, true) {
+                inbound.queue.push_back(fut);
+                return;
+            }
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if fut.as_mut().poll(&mut cx).is_ready() {
+            let more = {
+                let mut inbound = lock(&self.inbound);
+                inbound.running = !inbound.queue.is_empty();
+                inbound.running
+            };
+            if more {
+                tokio::spawn(run_inbound(self.clone()));
+            }
+            return;
+        }
+        lock(&self.inbound).queue.push_front(fut);
+        tokio::spawn(run_inbound(self.clone()));
+    }
+
     /// Whether the client should wait before more of its messages are read.
     pub(crate) fn inbound_full(&self) -> bool {
         lock(&self.inbound).queue.len() >= self.engine.config.max_pending_inbound
@@ -318,7 +348,7 @@ impl Session {
     pub(crate) fn deliver(self: &Arc<Self>, message: Message) {
         let socket = EngineSocket(self.clone());
         if let Some(fut) = self.engine.handler.on_message(&socket, message) {
-            self.enqueue(fut);
+            self.run_or_enqueue(fut);
         }
     }
 }

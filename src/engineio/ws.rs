@@ -146,7 +146,9 @@ impl futures_util::Stream for WsBody {
                 }
             }
         }
-        if close.is_none() {
+        // Whatever the session queued goes out before a closing frame: a handler that
+        // sends a last packet and closes (a server-side disconnect) is heard.
+        {
             let mut st = this.session.state();
             if st.ws.as_ref().is_some_and(|l| Arc::ptr_eq(l, &this.link)) {
                 let size: usize = st.outbox.iter().map(Packet::encoded_len_hint).sum();
@@ -157,7 +159,7 @@ impl futures_util::Stream for WsBody {
                 if st.outbox.capacity() > OUTBOX_KEEP {
                     st.outbox.shrink_to_fit();
                 }
-                if st.closed.is_some() {
+                if st.closed.is_some() && close.is_none() {
                     close = Some(None);
                 }
             }
