@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Memory soak: tete under a steady load (default: 370 msg/s per client × 100 clients ≈
 # 37,000 msg/s, half of the steady-shape saturation measured here, ~74,000 msg/s) for 10 minutes, its RSS sampled every
-# 10 s. Prints the samples and the growth between the first and the last minute.
+# 10 s. Prints the samples and the growth between the first and the last minute, of the
+# whole RSS and of its two parts: anonymous memory (the heap: what tete allocates) and
+# file-backed pages (the executable's code as it is first run, SQLite's mapped -shm).
 #
 # Usage: bench/soak.sh [SECONDS=600] [RATE_PER_CLIENT=370]
 set -euo pipefail
@@ -25,11 +27,11 @@ taskset -c 1 "$loadgen" pairs --addr "127.0.0.1:$port" --rooms 50 --rate "$rate"
   --warmup 5 --duration "$secs" --drain 2 --max-seconds $((secs + 120)) > "$tmp/loadgen.json" 2> "$tmp/loadgen.log" &
 sleep 0.5
 gen=$!
-echo "t_s rss_kib"
+echo "t_s rss_kib anon_kib file_kib"
 t=0
 while kill -0 $gen 2>/dev/null; do
-  rss=$(awk '/VmRSS/ {print $2}' /proc/$tete/status)
-  echo "$t $rss" | tee -a "$tmp/rss.txt"
+  read -r rss anon file < <(awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print r, a, f}' /proc/$tete/status)
+  echo "$t $rss $anon $file" | tee -a "$tmp/rss.txt"
   sleep 10
   t=$((t + 10))
 done
@@ -39,9 +41,10 @@ import json, sys
 rows = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
 steady = [r for r in rows if r[0] >= 60]
 if len(steady) >= 12:
-    first = sum(r[1] for r in steady[:6]) / 6
-    last = sum(r[1] for r in steady[-6:]) / 6
-    print(f"RSS first minute (after warm-up) {first/1024:.1f} MiB, last minute {last/1024:.1f} MiB, growth {100*(last-first)/first:+.1f} %")
+    for col, name in ((1, "RSS"), (2, "anonymous (heap)"), (3, "file-backed")):
+        first = sum(r[col] for r in steady[:6]) / 6
+        last = sum(r[col] for r in steady[-6:]) / 6
+        print(f"{name}: first minute (after warm-up) {first/1024:.1f} MiB, last minute {last/1024:.1f} MiB, growth {100*(last-first)/max(first, 1):+.1f} %")
 text = open(sys.argv[2]).read()
 print("loadgen report:", text.strip()[-1500:] if text.strip() else "(none)")
 PY
