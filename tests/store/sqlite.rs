@@ -170,28 +170,15 @@ async fn an_author_numbered_in_a_rolled_back_batch_is_forgotten() {
     // While it holds the write lock, ann's message waits for the writer and bob's first
     // message and the refused one queue up behind it: they make the next batch.
     other.execute_batch("BEGIN IMMEDIATE").expect("locks");
-    let first = tokio::spawn({
+    let send = |who: &'static str, text: &'static str| {
         let (store, room) = (store.clone(), room.clone());
-        async move {
-            store
-                .append(message(&room, "ann", "first", None), NOW)
-                .await
-        }
-    });
+        tokio::spawn(async move { store.append(message(&room, who, text, None), NOW).await })
+    };
+    let first = send("ann", "first");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let bob = tokio::spawn({
-        let (store, room) = (store.clone(), room.clone());
-        async move {
-            store
-                .append(message(&room, "bob", "bob's first", None), NOW)
-                .await
-        }
-    });
+    let bob = send("bob", "bob's first");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let boom = tokio::spawn({
-        let (store, room) = (store.clone(), room.clone());
-        async move { store.append(message(&room, "ann", "boom", None), NOW).await }
-    });
+    let boom = send("ann", "boom");
     tokio::time::sleep(Duration::from_millis(200)).await;
     other.execute_batch("COMMIT").expect("unlocks");
     first.await.expect("ran").expect("stored");
