@@ -7,11 +7,13 @@
 //! - `store`: history in SQLite (default) or MongoDB.
 //! - `settings`: layered configuration.
 //! - `telemetry`: logging.
+//! - `memory`: hands the allocator's free memory back to the OS.
 //! - `startup`: the one place that builds the application.
 //! - `routes`: pages, REST API, health, errors.
 
 pub mod chat;
 pub mod engineio;
+pub mod memory;
 pub mod routes;
 pub mod settings;
 pub mod socketio;

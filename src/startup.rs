@@ -123,12 +123,14 @@ impl Application {
         let stop = shutdown_signal().context("cannot listen for SIGINT/SIGTERM")?;
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
+        let trimmer = tokio::spawn(crate::memory::release_free_memory_periodically());
         tracing::info!(
             port = self.address.port(),
             "tete is listening on http://{}",
             self.address
         );
         stop.await;
+        trimmer.abort();
         tracing::info!("shutdown requested: finishing in-flight requests");
         // Long-polls and WebSockets would hold the graceful stop to its timeout.
         self.engine.close_all();
