@@ -150,9 +150,14 @@ fn fail(socket: &Socket, ack: Option<AckSender>, err: ChatError) {
 }
 
 fn reply<T: serde::Serialize>(ack: Option<AckSender>, body: &T) {
-    if let Some(ack) = ack
-        && let Err(e) = ack.send(body)
-    {
+    if let Some(ack) = ack {
+        acknowledged(ack.send(body));
+    }
+}
+
+/// Logs an acknowledgement that could not be sent (the client has gone).
+fn acknowledged(sent: Result<(), crate::socketio::EmitError>) {
+    if let Err(e) = sent {
         tracing::debug!(error = %e, "could not acknowledge");
     }
 }
@@ -480,10 +485,8 @@ async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
                     seq: stored.seq,
                     ts: stored.ts,
                 };
-                if let Some(ack) = ack
-                    && let Err(e) = ack.send_written(&ack_body)
-                {
-                    tracing::debug!(error = %e, "could not acknowledge");
+                if let Some(ack) = ack {
+                    acknowledged(ack.send_written(&ack_body));
                 }
             }
             Err(e) => fail(&socket, ack, ChatError::from(e)),

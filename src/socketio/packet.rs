@@ -213,7 +213,7 @@ fn write_header(
 ) {
     push(&[kind]);
     if attachments > 0 {
-        push(Digits::of(attachments as u64).as_bytes());
+        push(itoa::Buffer::new().format(attachments).as_bytes());
         push(b"-");
     }
     if nsp != MAIN_NAMESPACE {
@@ -221,7 +221,7 @@ fn write_header(
         push(b",");
     }
     if let Some(id) = id {
-        push(Digits::of(id).as_bytes());
+        push(itoa::Buffer::new().format(id).as_bytes());
     }
 }
 
@@ -291,15 +291,7 @@ pub fn encode_event_json<T: serde::Serialize + ?Sized>(
     event: &str,
     data: &T,
 ) -> Result<String, serde_json::Error> {
-    with_scratch(|buf| {
-        write_header(b'2', 0, nsp, id, |piece| buf.extend_from_slice(piece));
-        buf.push(b'[');
-        serde_json::to_writer(&mut *buf, event)?;
-        buf.push(b',');
-        serde_json::to_writer(&mut *buf, data)?;
-        buf.push(b']');
-        Ok(())
-    })
+    event_packet(nsp, id, event, |buf| serde_json::to_writer(buf, data))
 }
 
 /// An ACK `[data]` with `data` serialized straight into the packet.
@@ -308,13 +300,7 @@ pub fn encode_ack_json<T: serde::Serialize + ?Sized>(
     id: u64,
     data: &T,
 ) -> Result<String, serde_json::Error> {
-    with_scratch(|buf| {
-        write_header(b'3', 0, nsp, Some(id), |piece| buf.extend_from_slice(piece));
-        buf.push(b'[');
-        serde_json::to_writer(&mut *buf, data)?;
-        buf.push(b']');
-        Ok(())
-    })
+    ack_packet(nsp, id, |buf| serde_json::to_writer(buf, data))
 }
 
 /// A payload that writes its own JSON text: exactly one valid JSON value, appended to
@@ -333,13 +319,8 @@ pub fn encode_event_written(
     event: &str,
     data: &dyn WriteJson,
 ) -> Result<String, serde_json::Error> {
-    with_scratch(|buf| {
-        write_header(b'2', 0, nsp, id, |piece| buf.extend_from_slice(piece));
-        buf.push(b'[');
-        write_json_str(buf, event);
-        buf.push(b',');
+    event_packet(nsp, id, event, |buf| {
         data.write_json(buf);
-        buf.push(b']');
         Ok(())
     })
 }
@@ -350,10 +331,40 @@ pub fn encode_ack_written(
     id: u64,
     data: &dyn WriteJson,
 ) -> Result<String, serde_json::Error> {
+    ack_packet(nsp, id, |buf| {
+        data.write_json(buf);
+        Ok(())
+    })
+}
+
+/// `2/nsp,id["event",data]` in the scratch buffer, `data` written by `write_data`.
+fn event_packet(
+    nsp: &str,
+    id: Option<u64>,
+    event: &str,
+    write_data: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Result<String, serde_json::Error> {
+    with_scratch(|buf| {
+        write_header(b'2', 0, nsp, id, |piece| buf.extend_from_slice(piece));
+        buf.push(b'[');
+        write_json_str(buf, event);
+        buf.push(b',');
+        write_data(buf)?;
+        buf.push(b']');
+        Ok(())
+    })
+}
+
+/// `3/nsp,id[data]` in the scratch buffer, `data` written by `write_data`.
+fn ack_packet(
+    nsp: &str,
+    id: u64,
+    write_data: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Result<String, serde_json::Error> {
     with_scratch(|buf| {
         write_header(b'3', 0, nsp, Some(id), |piece| buf.extend_from_slice(piece));
         buf.push(b'[');
-        data.write_json(buf);
+        write_data(buf)?;
         buf.push(b']');
         Ok(())
     })
@@ -432,33 +443,6 @@ fn with_scratch(
         }
         written.and(text)
     })
-}
-
-/// The decimal digits of a number, written without going through `fmt`.
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn of(mut n: u64) -> Self {
-        let mut d = Digits {
-            buf: [0; 20],
-            start: 20,
-        };
-        loop {
-            d.start -= 1;
-            d.buf[d.start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                return d;
-            }
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
 }
 
 /// Writes `["event",arg1,arg2…]` from raw JSON arguments.

@@ -334,24 +334,27 @@ impl Broadcast {
 
     /// Sends `event` with one JSON argument to every addressed socket.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        let text = encode_event(self.ns.name(), None, event, data)?;
-        let packet = OutgoingPacket {
-            text,
-            attachments: Vec::new(),
-        };
-        self.ns.adapter().broadcast(packet, &self.opts, &*self.ns);
+        self.send_text(encode_event(self.ns.name(), None, event, data)?);
         Ok(())
     }
 
     /// Sends `event` with one argument that writes its own JSON to every addressed socket.
     pub fn emit_written(&self, event: &str, data: &dyn WriteJson) -> Result<(), EmitError> {
-        let text = packet::encode_event_written(self.ns.name(), None, event, data)?;
+        self.send_text(packet::encode_event_written(
+            self.ns.name(),
+            None,
+            event,
+            data,
+        )?);
+        Ok(())
+    }
+
+    fn send_text(&self, text: String) {
         let packet = OutgoingPacket {
             text,
             attachments: Vec::new(),
         };
         self.ns.adapter().broadcast(packet, &self.opts, &*self.ns);
-        Ok(())
     }
 
     /// The local sockets addressed.
