@@ -2,11 +2,31 @@
 
 use std::time::Duration;
 
-use tete::store::{Cursor, Store, StoreError};
+use tempfile::TempDir;
+use tete::store::{Cursor, Page, Store, StoreError};
 
 use crate::helpers::{joining, message, room_id, temp_dir, token};
 
 const NOW: i64 = 1_700_000_000_000;
+
+/// A page as (seq, text, name, avatar) rows.
+fn shown(page: &Page) -> Vec<(i64, &str, &str, &str)> {
+    page.messages
+        .iter()
+        .map(|m| (m.seq, m.msg.as_str(), &*m.user, &*m.img))
+        .collect()
+}
+
+/// Two stores on one file, as two tete processes, and a fresh room `ann` has joined.
+async fn two_processes_with_ann() -> (TempDir, String, Store, Store) {
+    let dir = temp_dir();
+    let url = format!("sqlite:{}", dir.path().join("tete.db").display());
+    let room = room_id();
+    let one = Store::connect(&url).await.expect("opens");
+    let two = Store::connect(&url).await.expect("opens twice");
+    one.join(&room, joining("ann"), NOW).await.expect("joined");
+    (dir, room, one, two)
+}
 
 #[tokio::test]
 async fn the_database_file_and_its_directory_are_created_on_first_start() {
@@ -198,18 +218,13 @@ async fn an_author_numbered_in_a_rolled_back_batch_is_forgotten() {
         .page(&room, 1, Cursor::Latest, 50)
         .await
         .expect("read");
-    let shown: Vec<_> = page
-        .messages
-        .iter()
-        .map(|m| (m.seq, m.msg.as_str(), &*m.user, &*m.img))
-        .collect();
     let (ann, bob) = (joining("ann"), joining("bob"));
     let mut expected = vec![(1, "first", "ann", ann.avatar.as_str())];
     if bob_first.is_ok() {
         expected.push((2, "bob's first", "bob", bob.avatar.as_str()));
     }
     expected.push((again.seq, "bob again", "bob", bob.avatar.as_str()));
-    assert_eq!(shown, expected);
+    assert_eq!(shown(&page), expected);
     assert!(
         bob_first.is_err(),
         "bob's first message was not in the failed batch"
@@ -220,12 +235,7 @@ async fn an_author_numbered_in_a_rolled_back_batch_is_forgotten() {
 async fn two_processes_on_one_file_keep_seq_gap_free() {
     // The writer keeps room counters between batches; another writer on the same file
     // (another tete process) must not make it hand out a seq twice.
-    let dir = temp_dir();
-    let url = format!("sqlite:{}", dir.path().join("tete.db").display());
-    let room = room_id();
-    let one = Store::connect(&url).await.expect("opens");
-    let two = Store::connect(&url).await.expect("opens twice");
-    one.join(&room, joining("ann"), NOW).await.expect("joined");
+    let (_dir, room, one, two) = two_processes_with_ann().await;
     let mut seqs = Vec::new();
     for i in 0..6 {
         let store = if i % 2 == 0 { &one } else { &two };
@@ -244,12 +254,7 @@ async fn two_processes_on_one_file_keep_seq_gap_free() {
 async fn a_room_erased_by_another_process_and_joined_again_keeps_its_authors_right() {
     // The writer remembers author numbers across batches; an erase by another process
     // removes them, and the room (joined again) must not be written with stale ones.
-    let dir = temp_dir();
-    let url = format!("sqlite:{}", dir.path().join("tete.db").display());
-    let room = room_id();
-    let one = Store::connect(&url).await.expect("opens");
-    let two = Store::connect(&url).await.expect("opens twice");
-    one.join(&room, joining("ann"), NOW).await.expect("joined");
+    let (_dir, room, one, two) = two_processes_with_ann().await;
     one.append(message(&room, "ann", "first life", None), NOW)
         .await
         .expect("stored");
@@ -263,14 +268,9 @@ async fn a_room_erased_by_another_process_and_joined_again_keeps_its_authors_rig
         .expect("stored");
     assert_eq!(stored.seq, 1);
     let page = two.page(&room, 1, Cursor::Latest, 50).await.expect("read");
-    let shown: Vec<_> = page
-        .messages
-        .iter()
-        .map(|m| (m.msg.as_str(), &*m.user, &*m.img))
-        .collect();
     assert_eq!(
-        shown,
-        vec![("second life", "ann", joining("ann").avatar.as_str())]
+        shown(&page),
+        vec![(1, "second life", "ann", joining("ann").avatar.as_str())]
     );
 }
 
