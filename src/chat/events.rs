@@ -420,7 +420,7 @@ async fn login(
     if occupants.len() == crate::chat::seats::SEATS_PER_ROOM {
         let users: Vec<&str> = occupants.iter().map(|s| s.name.as_str()).collect();
         let avatars: Vec<&str> = occupants.iter().map(|s| s.avatar.as_str()).collect();
-        let _ = socket.within(room.as_str()).emit(
+        let _ = socket.within(room.shared()).emit(
             "startChat",
             &json!({ "boolean": true, "id": room.as_str(), "users": users, "avatars": avatars }),
         );
@@ -477,7 +477,9 @@ async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
                 // Only a connection still seated in the room speaks to it (it may have
                 // been replaced or the room erased while the message was being stored).
                 if done_conn.seated_in(&room) {
-                    let _ = socket.to(&room).emit_written("receive", &Receive(&stored));
+                    let _ = socket
+                        .to(room.clone())
+                        .emit_written("receive", &Receive(&stored));
                 }
                 let ack_body = MsgAck {
                     ok: true,
@@ -686,7 +688,7 @@ fn on_typing(socket: &Socket, event: Event) {
     match event.data::<Typing>() {
         Ok(t) => {
             let _ = socket
-                .to(seat.room.as_str())
+                .to(seat.room.shared())
                 .emit("typing", &json!({ "user": seat.name, "typing": t.typing }));
             reply(event.ack, &json!({ "ok": true }));
         }
@@ -709,7 +711,7 @@ fn on_read(socket: &Socket, event: Event) {
     match event.data::<Read>() {
         Ok(r) if r.seq >= 0 => {
             let _ = socket
-                .to(seat.room.as_str())
+                .to(seat.room.shared())
                 .emit("read", &json!({ "user": seat.name, "seq": r.seq }));
             reply(event.ack, &json!({ "ok": true }));
         }

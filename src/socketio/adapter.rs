@@ -3,7 +3,9 @@
 //! shared bus (e.g. Redis pub/sub) can implement the same trait for several instances,
 //! without any change to the handlers.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use smallvec::SmallVec;
 
 use crate::engineio::{Message, Sid};
 
@@ -11,16 +13,20 @@ use crate::engineio::{Message, Sid};
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
-/// A room name.
-pub type Room = String;
+/// A room name, shared: a broadcast addresses a room without copying its name.
+pub type Room = Arc<str>;
 
 /// Who a broadcast goes to: members of any of `rooms` (everybody in the namespace
-/// when empty), except the sockets in `except`.
+/// when empty), except the sockets in `except`. One room and one exception, the
+/// usual case, are kept inline.
 #[derive(Debug, Clone, Default)]
 pub struct BroadcastOptions {
-    pub rooms: Vec<Room>,
-    pub except: Vec<Sid>,
+    pub rooms: SmallVec<[Room; 1]>,
+    pub except: SmallVec<[Sid; 1]>,
 }
+
+/// The recipients of one broadcast; a chat room's fit inline.
+type Targets = SmallVec<[Sid; 8]>;
 
 /// An encoded packet ready to be written to each recipient.
 #[derive(Debug, Clone)]
@@ -66,6 +72,21 @@ struct Rooms {
     of_socket: HashMap<Sid, Vec<Room>>,
 }
 
+impl Rooms {
+    /// Adds the members of any of `rooms` to `out`, each once.
+    fn members_of(&self, rooms: &[Room], out: &mut Targets) {
+        for room in rooms {
+            if let Some(set) = self.members.get(room) {
+                for sid in set {
+                    if rooms.len() == 1 || !out.contains(sid) {
+                        out.push(*sid);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Membership kept in this process's memory.
 #[derive(Default)]
 pub struct MemoryAdapter {
@@ -82,8 +103,12 @@ impl MemoryAdapter {
 impl Adapter for MemoryAdapter {
     fn join(&self, sid: Sid, room: &str) {
         let mut r = self.rooms();
-        if r.members.entry(room.to_owned()).or_default().insert(sid) {
-            r.of_socket.entry(sid).or_default().push(room.to_owned());
+        let key = match r.members.get_key_value(room) {
+            Some((key, _)) => key.clone(),
+            None => Room::from(room),
+        };
+        if r.members.entry(key.clone()).or_default().insert(sid) {
+            r.of_socket.entry(sid).or_default().push(key);
         }
     }
 
@@ -96,7 +121,7 @@ impl Adapter for MemoryAdapter {
             }
         }
         if let Some(list) = r.of_socket.get_mut(&sid) {
-            list.retain(|x| x != room);
+            list.retain(|x| &**x != room);
             if list.is_empty() {
                 r.of_socket.remove(&sid);
             }
@@ -127,26 +152,21 @@ impl Adapter for MemoryAdapter {
     }
 
     fn sockets_in(&self, rooms: &[Room]) -> Vec<Sid> {
-        let r = self.rooms();
-        let mut out: Vec<Sid> = Vec::new();
-        for room in rooms {
-            if let Some(set) = r.members.get(room) {
-                for sid in set {
-                    if !out.contains(sid) {
-                        out.push(*sid);
-                    }
-                }
-            }
-        }
-        out
+        let mut out = Targets::new();
+        self.rooms().members_of(rooms, &mut out);
+        out.into_vec()
     }
 
     fn broadcast(&self, packet: OutgoingPacket, opts: &BroadcastOptions, local: &dyn LocalSockets) {
-        let mut targets = if opts.rooms.is_empty() {
-            self.all_sockets()
-        } else {
-            self.sockets_in(&opts.rooms)
-        };
+        let mut targets = Targets::new();
+        {
+            let r = self.rooms();
+            if opts.rooms.is_empty() {
+                targets.extend(r.of_socket.keys().copied());
+            } else {
+                r.members_of(&opts.rooms, &mut targets);
+            }
+        }
         targets.retain(|sid| !opts.except.contains(sid));
         let Some(last) = targets.pop() else {
             return;
@@ -189,8 +209,8 @@ mod tests {
         a.broadcast(
             packet,
             &BroadcastOptions {
-                rooms: vec!["r".into()],
-                except: vec![s1],
+                rooms: smallvec::smallvec!["r".into()],
+                except: smallvec::smallvec![s1],
             },
             &rec,
         );
@@ -204,9 +224,9 @@ mod tests {
         a.join(s, "r1");
         a.join(s, "r2");
         a.join(s, "r2");
-        assert_eq!(a.rooms_of(s), vec!["r1".to_string(), "r2".to_string()]);
+        assert_eq!(a.rooms_of(s), vec![Room::from("r1"), Room::from("r2")]);
         a.leave(s, "r1");
-        assert_eq!(a.rooms_of(s), vec!["r2".to_string()]);
+        assert_eq!(a.rooms_of(s), vec![Room::from("r2")]);
         a.leave_all(s);
         assert!(a.rooms_of(s).is_empty());
         assert!(a.sockets_in(&["r2".into()]).is_empty());

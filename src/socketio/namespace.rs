@@ -63,12 +63,12 @@ impl Namespace {
     }
 
     /// A broadcast to every socket of `room`.
-    pub fn to(self: &Arc<Self>, room: &str) -> Broadcast {
+    pub fn to(self: &Arc<Self>, room: impl Into<super::adapter::Room>) -> Broadcast {
         Broadcast {
             ns: self.clone(),
             opts: BroadcastOptions {
-                rooms: vec![room.to_owned()],
-                except: Vec::new(),
+                rooms: smallvec::smallvec![room.into()],
+                except: smallvec::SmallVec::new(),
             },
         }
     }

@@ -267,19 +267,20 @@ impl Socket {
         self.0.ns.adapter().rooms_of(self.0.id)
     }
 
-    /// A broadcast to the sockets of `room`, this one excluded.
-    pub fn to(&self, room: &str) -> Broadcast {
+    /// A broadcast to the sockets of `room`, this one excluded. A shared name
+    /// (`Room`) is addressed without a copy.
+    pub fn to(&self, room: impl Into<Room>) -> Broadcast {
         Broadcast {
             ns: self.0.ns.clone(),
             opts: BroadcastOptions {
-                rooms: vec![room.to_owned()],
-                except: vec![self.0.id],
+                rooms: smallvec::smallvec![room.into()],
+                except: smallvec::smallvec![self.0.id],
             },
         }
     }
 
     /// A broadcast to every socket of `room`, this one included.
-    pub fn within(&self, room: &str) -> Broadcast {
+    pub fn within(&self, room: impl Into<Room>) -> Broadcast {
         self.0.ns.to(room)
     }
 
@@ -321,8 +322,8 @@ pub struct Broadcast {
 
 impl Broadcast {
     /// Also reaches the members of `room`.
-    pub fn to(mut self, room: &str) -> Self {
-        self.opts.rooms.push(room.to_owned());
+    pub fn to(mut self, room: impl Into<Room>) -> Self {
+        self.opts.rooms.push(room.into());
         self
     }
 

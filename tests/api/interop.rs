@@ -105,7 +105,7 @@ fn handlers(ns: NamespaceBuilder) -> NamespaceBuilder {
         .on("broadcast", |socket, event| async move {
             let room: String = event.arg(0).unwrap_or_default();
             let payload: serde_json::Value = event.arg(1).unwrap_or_default();
-            let sent = socket.to(&room).emit("broadcast", &payload).is_ok();
+            let sent = socket.to(room.as_str()).emit("broadcast", &payload).is_ok();
             if let Some(ack) = event.ack {
                 let _ = ack.send(&sent);
             }
