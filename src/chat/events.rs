@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Chat;
@@ -249,12 +249,17 @@ async fn on_load(chat: Arc<Chat>, socket: Socket, event: Event) {
     conn.state().loaded = Some(room.clone());
     let occupants = chat.seats.occupants(room.as_str());
     let sent = match occupants.as_slice() {
-        [] => socket.emit("peopleinchat", &json!({ "number": 0 })),
+        [] => socket.emit("peopleinchat", &PeopleInChat::default()),
         [one] => socket.emit(
             "peopleinchat",
-            &json!({ "number": 1, "user": one.name, "avatar": one.avatar, "id": room.as_str() }),
+            &PeopleInChat {
+                number: 1,
+                user: Some(one.name.as_str()),
+                avatar: Some(one.avatar.as_str()),
+                id: Some(room.as_str()),
+            },
         ),
-        _ => socket.emit("tooMany", &json!({ "boolean": true })),
+        _ => socket.emit("tooMany", &TooMany::default()),
     };
     if let Err(e) = sent {
         tracing::debug!(error = %e, "could not answer load");
@@ -290,7 +295,7 @@ async fn on_login(chat: Arc<Chat>, socket: Socket, event: Event) {
     match login(&chat, &socket, payload).await {
         Ok(body) => reply(ack, &body),
         Err(ChatError::RoomFull) => {
-            let _ = socket.emit("tooMany", &json!({ "boolean": true }));
+            let _ = socket.emit("tooMany", &TooMany::default());
             fail(&socket, ack, ChatError::RoomFull);
         }
         Err(e) => fail(&socket, ack, e),
@@ -301,7 +306,7 @@ async fn login(
     chat: &Chat,
     socket: &Socket,
     payload: LoginPayload,
-) -> Result<serde_json::Value, ChatError> {
+) -> Result<LoginReply, ChatError> {
     let room = RoomId::parse(payload.id.as_deref().unwrap_or(""))?;
     let conn = conn(chat, socket);
     {
@@ -401,7 +406,12 @@ async fn login(
     };
     if let Some(old) = replaced {
         chat.unseat(&old, &room);
-        let _ = old.emit("replaced", &json!({ "room": room.as_str() }));
+        let _ = old.emit(
+            "replaced",
+            &RoomNamed {
+                room: room.as_str(),
+            },
+        );
         old.leave(room.as_str());
     }
     conn.state().seat = Some(SeatRef {
@@ -418,11 +428,14 @@ async fn login(
 
     let occupants = chat.seats.occupants(room.as_str());
     if occupants.len() == crate::chat::seats::SEATS_PER_ROOM {
-        let users: Vec<&str> = occupants.iter().map(|s| s.name.as_str()).collect();
-        let avatars: Vec<&str> = occupants.iter().map(|s| s.avatar.as_str()).collect();
         let _ = socket.within(room.shared()).emit(
             "startChat",
-            &json!({ "boolean": true, "id": room.as_str(), "users": users, "avatars": avatars }),
+            &StartChat {
+                boolean: true,
+                id: room.as_str(),
+                users: occupants.iter().map(|s| s.name.as_str()).collect(),
+                avatars: occupants.iter().map(|s| s.avatar.as_str()).collect(),
+            },
         );
     }
 
@@ -437,14 +450,64 @@ async fn login(
             .page(room.as_str(), participant.first_seq, cursor, limit)
             .await?
     };
-    Ok(json!({
-        "ok": true,
-        "token": token.as_str(),
-        "user": name,
-        "img": avatar,
-        "messages": page.messages,
-        "more": page.more,
-    }))
+    Ok(LoginReply {
+        ok: true,
+        token: token.as_str().to_owned(),
+        user: name,
+        img: avatar,
+        messages: page.messages,
+        more: page.more,
+    })
+}
+
+/// `peopleinchat`: who is already in the room (`user`, `avatar` and `id` only when one is).
+#[derive(Serialize, Default)]
+struct PeopleInChat<'a> {
+    number: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    avatar: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+}
+
+/// `tooMany`: the room is full.
+#[derive(Serialize)]
+struct TooMany {
+    boolean: bool,
+}
+
+impl Default for TooMany {
+    fn default() -> Self {
+        TooMany { boolean: true }
+    }
+}
+
+/// `replaced`: which room the seat was taken over in.
+#[derive(Serialize)]
+struct RoomNamed<'a> {
+    room: &'a str,
+}
+
+/// `startChat`: both seats are taken.
+#[derive(Serialize)]
+struct StartChat<'a> {
+    boolean: bool,
+    id: &'a str,
+    users: Vec<&'a str>,
+    avatars: Vec<&'a str>,
+}
+
+/// The acknowledgement of a successful `login`.
+#[derive(Serialize)]
+struct LoginReply {
+    ok: bool,
+    token: String,
+    user: String,
+    img: String,
+    messages: Vec<StoredMessage>,
+    more: bool,
 }
 
 /// A `msg` payload as sent: its fields are parsed only once they are known to be there
