@@ -224,7 +224,7 @@ pub fn register(chat: Arc<Chat>, ns: NamespaceBuilder) -> NamespaceBuilder {
     })
     .on_other(|socket, event| async move {
         settled(&socket).await;
-        let name = event.name.clone();
+        let name = event.name.to_string();
         fail(&socket, event.ack, ChatError::UnknownEvent(name));
     })
     .on_disconnect(move |socket, reason| {

@@ -40,7 +40,7 @@ pub struct Namespace {
     name: String,
     check: Option<ConnectCheck>,
     on_connection: Option<OnConnection>,
-    events: HashMap<String, OnEvent>,
+    events: HashMap<Arc<str>, OnEvent>,
     fallback: Option<OnEvent>,
     on_disconnect: Option<OnDisconnect>,
     adapter: Box<dyn Adapter>,
@@ -105,8 +105,16 @@ impl Namespace {
         self.on_connection.as_ref().map(|f| f(socket))
     }
 
-    pub(crate) fn handler(&self, event: &str) -> Option<&OnEvent> {
-        self.events.get(event).or(self.fallback.as_ref())
+    /// The handler of `event` and the event's name as the handler was registered
+    /// (shared: no copy per event); the fallback's, with a copy of the name, otherwise.
+    pub(crate) fn handler(&self, event: &str) -> Option<(Arc<str>, &OnEvent)> {
+        match self.events.get_key_value(event) {
+            Some((name, handler)) => Some((name.clone(), handler)),
+            None => self
+                .fallback
+                .as_ref()
+                .map(|handler| (Arc::from(event), handler)),
+        }
     }
 
     /// Takes the socket out of the namespace and its rooms; its disconnect handler
@@ -185,7 +193,7 @@ impl NamespaceBuilder {
     {
         self.ns
             .events
-            .insert(name.to_owned(), Arc::new(move |s, e| Box::pin(f(s, e))));
+            .insert(Arc::from(name), Arc::new(move |s, e| Box::pin(f(s, e))));
         self
     }
 

@@ -10,39 +10,43 @@
 //! `2/chat,12["msg",{"a":1}]`, `3/chat,12[true]`, `51-["up",{"_placeholder":true,"num":0}]`,
 //! `4{"message":"Invalid namespace"}`.
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 /// The main namespace.
 pub const MAIN_NAMESPACE: &str = "/";
 
-/// One decoded Socket.IO packet.
+/// One decoded Socket.IO packet. The namespace and event name borrow the text they
+/// were decoded from when they can (no escapes): no allocation for either per packet.
 #[derive(Debug)]
-pub enum Packet {
+pub enum Packet<'a> {
     Connect {
-        nsp: String,
+        nsp: Cow<'a, str>,
         /// The handshake `auth` object, if any.
         auth: Option<Box<RawValue>>,
     },
     Disconnect {
-        nsp: String,
+        nsp: Cow<'a, str>,
     },
     Event {
-        nsp: String,
+        nsp: Cow<'a, str>,
         id: Option<u64>,
-        event: String,
+        event: Cow<'a, str>,
         /// The arguments after the event name, as raw JSON.
         args: Vec<Box<RawValue>>,
         /// How many binary attachments follow (0 for a plain EVENT).
         attachments: usize,
     },
     Ack {
-        nsp: String,
+        nsp: Cow<'a, str>,
         id: u64,
         args: Vec<Box<RawValue>>,
         attachments: usize,
     },
     ConnectError {
-        nsp: String,
+        nsp: Cow<'a, str>,
         data: Box<RawValue>,
     },
 }
@@ -64,7 +68,7 @@ pub enum DecodeError {
 
 const MAX_ATTACHMENTS: usize = 1024;
 
-impl Packet {
+impl<'a> Packet<'a> {
     /// The namespace the packet is for.
     pub fn nsp(&self) -> &str {
         match self {
@@ -77,7 +81,7 @@ impl Packet {
     }
 
     /// Decodes the text part of a packet.
-    pub fn decode(text: &str) -> Result<Packet, DecodeError> {
+    pub fn decode(text: &'a str) -> Result<Packet<'a>, DecodeError> {
         let bytes = text.as_bytes();
         let kind = *bytes.first().ok_or(DecodeError::Empty)?;
         if !(b'0'..=b'6').contains(&kind) {
@@ -102,13 +106,13 @@ impl Packet {
             }
             i += 1;
         }
-        let mut nsp = MAIN_NAMESPACE.to_owned();
+        let mut nsp = Cow::Borrowed(MAIN_NAMESPACE);
         if i < bytes.len() && bytes[i] == b'/' {
             let start = i;
             while i < bytes.len() && bytes[i] != b',' {
                 i += 1;
             }
-            nsp = text[start..i].to_owned();
+            nsp = Cow::Borrowed(&text[start..i]);
             if i < bytes.len() {
                 i += 1; // the comma
             }
@@ -155,31 +159,32 @@ impl Packet {
                 } else {
                     "BINARY_EVENT"
                 };
-                let mut args: Vec<Box<RawValue>> =
-                    serde_json::from_str(data).map_err(|_| DecodeError::Payload(name))?;
-                if args.is_empty() {
-                    return Err(DecodeError::Payload(name));
-                }
-                let first = args.remove(0);
-                let event: String =
-                    serde_json::from_str(first.get()).map_err(|_| DecodeError::Payload(name))?;
+                let args = split_args(data).ok_or(DecodeError::Payload(name))?;
+                let (first, rest) = args.split_first().ok_or(DecodeError::Payload(name))?;
+                let event = match serde_json::from_str::<&'a str>(first.get()) {
+                    Ok(plain) => Cow::Borrowed(plain),
+                    // A name with escapes is unescaped into its own string.
+                    Err(_) => Cow::Owned(
+                        serde_json::from_str::<String>(first.get())
+                            .map_err(|_| DecodeError::Payload(name))?,
+                    ),
+                };
                 Ok(Packet::Event {
                     nsp,
                     id,
                     event,
-                    args,
+                    args: rest.iter().map(|arg| (*arg).to_owned()).collect(),
                     attachments,
                 })
             }
             b'3' | b'6' => {
                 let name = if kind == b'3' { "ACK" } else { "BINARY_ACK" };
                 let id = id.ok_or(DecodeError::AckId)?;
-                let args: Vec<Box<RawValue>> =
-                    serde_json::from_str(data).map_err(|_| DecodeError::Payload(name))?;
+                let args = split_args(data).ok_or(DecodeError::Payload(name))?;
                 Ok(Packet::Ack {
                     nsp,
                     id,
-                    args,
+                    args: args.iter().map(|arg| (*arg).to_owned()).collect(),
                     attachments,
                 })
             }
@@ -189,6 +194,76 @@ impl Packet {
             }
         }
     }
+
+    /// The same packet, owning its namespace and event name (to be kept while its
+    /// binary attachments arrive).
+    pub fn into_owned(self) -> Packet<'static> {
+        let own = |s: Cow<'a, str>| Cow::Owned(s.into_owned());
+        match self {
+            Packet::Connect { nsp, auth } => Packet::Connect {
+                nsp: own(nsp),
+                auth,
+            },
+            Packet::Disconnect { nsp } => Packet::Disconnect { nsp: own(nsp) },
+            Packet::Event {
+                nsp,
+                id,
+                event,
+                args,
+                attachments,
+            } => Packet::Event {
+                nsp: own(nsp),
+                id,
+                event: own(event),
+                args,
+                attachments,
+            },
+            Packet::Ack {
+                nsp,
+                id,
+                args,
+                attachments,
+            } => Packet::Ack {
+                nsp: own(nsp),
+                id,
+                args,
+                attachments,
+            },
+            Packet::ConnectError { nsp, data } => Packet::ConnectError {
+                nsp: own(nsp),
+                data,
+            },
+        }
+    }
+}
+
+/// The elements of a JSON array, each borrowed from `data` as raw JSON; `None` when
+/// `data` is not one array. Up to four fit without an allocation.
+fn split_args(data: &str) -> Option<SmallVec<[&RawValue; 4]>> {
+    struct Args<'de>(SmallVec<[&'de RawValue; 4]>);
+    impl<'de> serde::Deserialize<'de> for Args<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Elements;
+            impl<'de> serde::de::Visitor<'de> for Elements {
+                type Value = Args<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an array")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<Args<'de>, A::Error> {
+                    let mut out = SmallVec::new();
+                    while let Some(arg) = seq.next_element::<&'de RawValue>()? {
+                        out.push(arg);
+                    }
+                    Ok(Args(out))
+                }
+            }
+            d.deserialize_seq(Elements)
+        }
+    }
+    serde_json::from_str::<Args<'_>>(data).ok().map(|a| a.0)
 }
 
 fn raw(data: &str) -> Option<Box<RawValue>> {
@@ -590,6 +665,30 @@ mod tests {
             }
             p => panic!("{p:?}"),
         }
+    }
+
+    #[test]
+    fn names_borrow_the_text_unless_they_hold_escapes() {
+        let text = String::from(r#"2/chat,["plain",1]"#);
+        match Packet::decode(&text).unwrap() {
+            Packet::Event { nsp, event, .. } => {
+                assert!(matches!(nsp, Cow::Borrowed("/chat")));
+                assert!(matches!(event, Cow::Borrowed("plain")));
+            }
+            p => panic!("{p:?}"),
+        }
+        let escaped = Packet::decode(r#"2["a\"b\u00e9",{"x":[1,2]}]"#).unwrap();
+        match escaped.into_owned() {
+            Packet::Event { event, args, .. } => {
+                assert_eq!(event, "a\"b\u{e9}");
+                assert_eq!(args.len(), 1);
+                assert_eq!(args[0].get(), r#"{"x":[1,2]}"#);
+            }
+            p => panic!("{p:?}"),
+        }
+        assert!(Packet::decode(r#"2["a\q"]"#).is_err());
+        assert!(Packet::decode(r#"2["a",]"#).is_err());
+        assert!(Packet::decode(r#"3/chat,4[1,2]x"#).is_err());
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl SocketIo {
 
 /// A binary packet waiting for its attachments.
 struct Partial {
-    packet: Packet,
+    packet: Packet<'static>,
     binary: Vec<Bytes>,
 }
 
@@ -134,7 +134,7 @@ impl Server {
         binary: Vec<Bytes>,
     ) -> Option<HandlerFuture> {
         match packet {
-            Packet::Connect { nsp, auth } => self.connect(client, nsp, auth),
+            Packet::Connect { nsp, auth } => self.connect(client, nsp.into_owned(), auth),
             Packet::Disconnect { nsp } => {
                 if let Some(socket) = client.socket(&nsp) {
                     socket
@@ -152,7 +152,8 @@ impl Server {
                 ..
             } => {
                 let socket = client.socket(&nsp)?;
-                let handler = socket.namespace().handler(&event)?.clone();
+                let (name, handler) = socket.namespace().handler(&event)?;
+                let handler = handler.clone();
                 let ack = id.map(|id| AckSender {
                     socket: socket.clone(),
                     id,
@@ -160,7 +161,7 @@ impl Server {
                 Some(handler(
                     socket,
                     Event {
-                        name: event,
+                        name,
                         args,
                         binary,
                         ack,
@@ -283,7 +284,7 @@ impl EngineHandler for Server {
                 };
                 if attachments > 0 {
                     *client.partial.lock().unwrap_or_else(|e| e.into_inner()) = Some(Partial {
-                        packet,
+                        packet: packet.into_owned(),
                         binary: Vec::with_capacity(attachments),
                     });
                     return None;

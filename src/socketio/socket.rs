@@ -375,7 +375,8 @@ impl Broadcast {
 /// An incoming event: its arguments (raw JSON, binary placeholders kept as sent), its
 /// binary attachments, and the acknowledgement the client asked for, if any.
 pub struct Event {
-    pub name: String,
+    /// Shared with the namespace's registration of the event.
+    pub name: Arc<str>,
     pub args: Vec<Box<RawValue>>,
     pub binary: Vec<Bytes>,
     pub ack: Option<AckSender>,
