@@ -9,6 +9,7 @@
 //! through [`EngineHandler`] and [`EngineSocket`].
 
 pub mod config;
+pub mod deadlines;
 pub mod error;
 pub mod packet;
 pub mod server;

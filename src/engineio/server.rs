@@ -7,9 +7,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::Instant;
 
 use super::config::EngineConfig;
+use super::deadlines::Deadlines;
 use super::error::EngineError;
 use super::packet::{self, Packet};
 use super::session::{
@@ -38,6 +39,12 @@ pub(crate) struct EngineInner {
     pub(crate) handler: Arc<dyn EngineHandler>,
     // A std mutex: lookups and inserts only, never held across an await.
     sessions: Mutex<HashMap<Sid, Arc<Session>>>,
+    /// The heartbeat of every session, on three timer tasks: the next ping (from the
+    /// open or the last pong), the pong's deadline, and the removal of a closed session
+    /// kept for its last packets.
+    pub(crate) pings: Arc<Deadlines<Session>>,
+    pub(crate) pongs: Arc<Deadlines<Session>>,
+    pub(crate) reaps: Arc<Deadlines<Session>>,
 }
 
 impl EngineInner {
@@ -88,6 +95,9 @@ impl<'a> Query<'a> {
 impl Engine {
     pub fn new(config: EngineConfig, handler: Arc<dyn EngineHandler>) -> Engine {
         Engine(Arc::new(EngineInner {
+            pings: Deadlines::new(config.ping_interval, send_ping),
+            pongs: Deadlines::new(config.ping_timeout, pong_overdue),
+            reaps: Deadlines::new(config.ping_timeout, reap),
             config,
             handler,
             sessions: Mutex::new(HashMap::default()),
@@ -216,7 +226,7 @@ impl Engine {
         };
         let session = Session::new(self.0.clone(), transport, handshake);
         self.0.sessions().insert(session.sid, session.clone());
-        tokio::spawn(heartbeat(session.clone()));
+        self.0.pings.add(&session);
         session
     }
 
@@ -509,62 +519,30 @@ pub(crate) fn inbound(session: &Arc<Session>, packet: Packet) {
     }
 }
 
-/// The server pings every `ping_interval`; no pong within `ping_timeout` ends the
-/// session. Deadlines count from the handshake, as the client's own timer does.
-async fn heartbeat(session: Arc<Session>) {
-    let interval = session.engine.config.ping_interval;
-    let wait = session.engine.config.ping_timeout;
-    let mut next_ping = Instant::now() + interval;
-    loop {
-        let closed = session.pong.notified();
-        tokio::pin!(closed);
-        closed.as_mut().enable();
-        if session.is_closed() {
-            break;
+/// The heartbeat: the server pings `ping_interval` after the open and after each pong;
+/// no pong within `ping_timeout` of a ping ends the session.
+fn send_ping(session: Arc<Session>) {
+    {
+        let mut st = session.state();
+        if st.closed.is_some() {
+            return;
         }
-        tokio::select! {
-            _ = sleep_until(next_ping) => {}
-            _ = &mut closed => continue,
-        }
-        // Deadlines follow the schedule, not the timer's late wake-up, so a client
-        // that keeps to its own clock is never surprised.
-        let deadline = next_ping + wait;
-        {
-            let mut st = session.state();
-            if st.closed.is_some() {
-                break;
-            }
-            st.awaiting_pong = true;
-            st.pong_deadline = Some(deadline);
-        }
-        tracing::debug!(sid = %session.sid, elapsed_ms = session.handshake.issued_at.elapsed().as_millis() as u64, "ping");
-        if session.push([Packet::Ping]).is_err() {
-            break;
-        }
-        loop {
-            let pong = session.pong.notified();
-            tokio::pin!(pong);
-            pong.as_mut().enable();
-            {
-                let st = session.state();
-                if st.closed.is_some() || !st.awaiting_pong {
-                    break;
-                }
-            }
-            if timeout(deadline.saturating_duration_since(Instant::now()), pong)
-                .await
-                .is_err()
-            {
-                session.close(CloseReason::PingTimeout);
-                break;
-            }
-        }
-        if session.is_closed() {
-            break;
-        }
-        next_ping = Instant::now() + interval;
+        st.awaiting_pong = true;
+        st.pong_deadline = Some(Instant::now() + session.engine.config.ping_timeout);
     }
-    // A closed polling session may be kept for its last packets; do not keep it forever.
-    sleep(wait).await;
+    tracing::debug!(sid = %session.sid, elapsed_ms = session.handshake.issued_at.elapsed().as_millis() as u64, "ping");
+    if session.push([Packet::Ping]).is_ok() {
+        session.engine.pongs.add(&session);
+    }
+}
+
+/// A ping's deadline has come: the session ends unless its pong came (a later ping's
+/// deadline is its own, later entry).
+fn pong_overdue(session: Arc<Session>) {
+    session.check_pong_deadline();
+}
+
+/// A closed session kept for its last packets is not kept forever.
+fn reap(session: Arc<Session>) {
     session.engine.remove(&session.sid);
 }

@@ -240,7 +240,9 @@ impl Session {
             // waits when a poll is active.
             polling && has_last && (!st.poll_active || close_waits)
         };
-        if !keep_for_delivery {
+        if keep_for_delivery {
+            self.engine.reaps.add(self);
+        } else {
             self.engine.remove(&self.sid);
         }
         self.wake.notify_waiters();
@@ -274,13 +276,18 @@ impl Session {
         overdue
     }
 
-    pub(crate) fn pong_received(&self) {
-        {
+    pub(crate) fn pong_received(self: &Arc<Self>) {
+        let next_ping = {
             let mut st = self.state();
-            st.awaiting_pong = false;
+            let awaited = std::mem::replace(&mut st.awaiting_pong, false);
             st.pong_deadline = None;
-        }
+            awaited && st.closed.is_none()
+        };
         self.pong.notify_waiters();
+        // An unasked-for pong schedules nothing: one ping at a time.
+        if next_ping {
+            self.engine.pings.add(self);
+        }
     }
 
     /// Runs an inbound message's handler after the ones before it.

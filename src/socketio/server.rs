@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::namespace::{ConnectRequest, Namespace, NamespaceBuilder};
 use super::packet::{self, Packet};
 use super::socket::{AckResponse, AckSender, DisconnectReason, Event, Socket};
+use crate::engineio::deadlines::Deadlines;
 use crate::engineio::{CloseReason, EngineHandler, EngineSocket, HandlerFuture, Message};
 
 /// The maps looked up per packet use a fast hasher, randomly seeded per process.
@@ -54,15 +55,25 @@ impl SocketIoBuilder {
 
     pub fn build(self) -> SocketIo {
         SocketIo(Arc::new(Server {
-            config: self.config,
+            connect_deadlines: Deadlines::new(self.config.connect_timeout, close_unjoined),
             namespaces: self.namespaces,
         }))
     }
 }
 
 struct Server {
-    config: SocketIoConfig,
     namespaces: HashMap<String, Arc<Namespace>>,
+    /// Every connection's connect timeout, on one timer task (a sleeping task per
+    /// connection cost ~0.5 KiB and a spawn per login).
+    connect_deadlines: Arc<Deadlines<Client>>,
+}
+
+/// The connect timeout: a client that has joined no namespace by now is closed.
+fn close_unjoined(client: Arc<Client>) {
+    if !client.joined_once.load(Ordering::Acquire) {
+        tracing::debug!(sid = %client.engine.sid(), "no namespace joined in time");
+        client.engine.close();
+    }
 }
 
 /// A Socket.IO server: cheap to clone; give [`SocketIo::engine_handler`] to an
@@ -247,17 +258,7 @@ impl EngineHandler for Server {
             joined_once: AtomicBool::new(false),
         });
         engine.set_data(client.clone());
-        let weak = Arc::downgrade(&client);
-        let wait = self.config.connect_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            if let Some(client) = weak.upgrade()
-                && !client.joined_once.load(Ordering::Acquire)
-            {
-                tracing::debug!(sid = %client.engine.sid(), "no namespace joined in time");
-                client.engine.close();
-            }
-        });
+        self.connect_deadlines.add(&client);
     }
 
     fn on_message(&self, engine: &EngineSocket, message: Message) -> Option<HandlerFuture> {

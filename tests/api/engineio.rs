@@ -1,6 +1,8 @@
 //! Engine.IO requests as the protocol numbers their errors, origins and CORS, on the
 //! real application.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::helpers::{spawn_app, spawn_app_with};
@@ -141,4 +143,44 @@ async fn a_polling_payload_over_max_payload_is_a_413() {
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
+}
+
+/// Opens a polling session; returns its sid.
+async fn open_polling(app: &crate::helpers::TestApp) -> String {
+    let open = app
+        .get("/socket.io/?EIO=4&transport=polling")
+        .await
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str::<Value>(&open[1..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_client_that_joins_no_namespace_in_time_is_closed_one_that_joins_is_kept() {
+    let app = spawn_app_with(&[("TETE_SOCKETIO__CONNECT_TIMEOUT_MS", "300")]).await;
+    let path = |sid: &str| format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let post = |sid: String, body: &'static str| {
+        let request = app
+            .client
+            .post(format!("{}{}", app.address, path(&sid)))
+            .body(body);
+        async move { request.send().await.unwrap().status() }
+    };
+    let idle = open_polling(&app).await;
+    let joined = open_polling(&app).await;
+    assert_eq!(post(joined.clone(), "40/socket,").await, 200);
+    let connected = app.get(&path(&joined)).await.text().await.unwrap();
+    assert!(connected.starts_with("40/socket,{\"sid\""), "{connected}");
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The idle one was closed: its pending close packet, then it is gone.
+    assert_eq!(app.get(&path(&idle)).await.text().await.unwrap(), "1");
+    assert_eq!(app.get(&path(&idle)).await.status(), 400);
+    // The one that joined still answers a ping.
+    assert_eq!(post(joined.clone(), "2").await, 200);
+    assert_eq!(app.get(&path(&joined)).await.text().await.unwrap(), "3");
 }
