@@ -122,16 +122,7 @@ async fn listed_origins_are_allowed() {
 #[tokio::test]
 async fn a_polling_payload_over_max_payload_is_a_413() {
     let app = spawn_app_with(&[("TETE_ENGINEIO__MAX_PAYLOAD", "1000")]).await;
-    let open = app
-        .get("/socket.io/?EIO=4&transport=polling")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let sid = serde_json::from_str::<Value>(&open[1..]).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = open_polling(&app).await;
     let res = app
         .client
         .post(format!(
