@@ -484,10 +484,10 @@ impl Default for TooMany {
     }
 }
 
-/// `replaced`: which room the seat was taken over in.
+/// `replaced` and `erased`: which room the event is about.
 #[derive(Serialize)]
-struct RoomNamed<'a> {
-    room: &'a str,
+pub(crate) struct RoomNamed<'a> {
+    pub room: &'a str,
 }
 
 /// `startChat`: both seats are taken.

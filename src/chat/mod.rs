@@ -14,8 +14,6 @@ pub mod seats;
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use crate::socketio::{NamespaceBuilder, Socket};
 use crate::store::Store;
 use domain::RoomId;
@@ -68,9 +66,12 @@ impl Chat {
         let existed = self.store.erase_room(room.as_str()).await?;
         for seat in self.seats.clear(room.as_str()) {
             self.unseat(&seat.socket, room);
-            let _ = seat
-                .socket
-                .emit("erased", &json!({ "room": room.as_str() }));
+            let _ = seat.socket.emit(
+                "erased",
+                &events::RoomNamed {
+                    room: room.as_str(),
+                },
+            );
             seat.socket.leave(room.as_str());
         }
         Ok(existed)

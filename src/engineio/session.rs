@@ -137,8 +137,8 @@ pub struct Session {
     inbound: Mutex<Inbound>,
     /// Wakes the active transport: packets queued, state changed.
     pub(crate) wake: Notify,
-    /// Wakes the heartbeat when a pong arrives or the session closes.
-    pub(crate) pong: Notify,
+    /// Wakes the WebSocket reader when the session closes.
+    pub(crate) closing: Notify,
     /// Wakes a reader paused because its inbound queue was full.
     pub(crate) inbound_space: Notify,
     /// The layer above's own per-connection data; dropped when the session closes.
@@ -177,7 +177,7 @@ impl Session {
                 running: false,
             }),
             wake: Notify::new(),
-            pong: Notify::new(),
+            closing: Notify::new(),
             inbound_space: Notify::new(),
             app: Mutex::new(None),
         })
@@ -246,7 +246,7 @@ impl Session {
             self.engine.remove(&self.sid);
         }
         self.wake.notify_waiters();
-        self.pong.notify_waiters();
+        self.closing.notify_waiters();
         self.inbound_space.notify_waiters();
         tracing::debug!(sid = %self.sid, reason = reason.as_str(), "engine.io session closed");
         self.engine
@@ -283,7 +283,6 @@ impl Session {
             st.pong_deadline = None;
             awaited && st.closed.is_none()
         };
-        self.pong.notify_waiters();
         // An unasked-for pong schedules nothing: one ping at a time.
         if next_ping {
             self.engine.pings.add(self);

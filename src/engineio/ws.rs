@@ -247,7 +247,7 @@ async fn next_or_closed(
     session: &Session,
     reader: &mut FrameReader,
 ) -> Option<Result<Frame, ReadEnd>> {
-    let closed = session.pong.notified();
+    let closed = session.closing.notified();
     tokio::pin!(closed);
     loop {
         closed.as_mut().enable();
@@ -256,7 +256,7 @@ async fn next_or_closed(
         }
         tokio::select! {
             frame = reader.next() => return Some(frame),
-            _ = &mut closed => closed.set(session.pong.notified()),
+            _ = &mut closed => closed.set(session.closing.notified()),
         }
     }
 }
