@@ -8,7 +8,9 @@
 //! - Writes (`join`, `append`, `erase_room`) are sent over a bounded channel to one
 //!   writer thread that owns the only write connection. It drains what is queued (up to
 //!   [`MAX_BATCH`] operations), applies it all in one transaction, commits, then answers
-//!   every caller through a oneshot: a message is answered only once it is on disk. If
+//!   every caller through a oneshot: a message is answered only once it is on disk
+//!   (`append_then`'s completions go back to the queuing runtime thread a batch at a
+//!   time, see [`handoff`](super::handoff)). If
 //!   the transaction fails (I/O error, disk full), every caller of that batch gets
 //!   [`StoreError::Unavailable`] and the writer goes on with the next batch.
 //! - Reads run on tokio's blocking threads, each borrowing a read-only connection from
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::handoff::{Handoff, Inbox};
 use super::{
     AppendDone, Cursor, Joining, NewMessage, Page, Participant, RoomInfo, RoomSummary, StoreError,
     StoredMessage, message_id, page_bounds, page_from_scan,
@@ -248,14 +251,19 @@ impl SqliteStore {
         answered(answer).await
     }
 
-    /// Queues the append; `done` runs on the writer thread after the batch's commit.
+    /// Queues the append; after the batch's commit, `done` runs on this runtime thread
+    /// (handed back with the rest of the batch: see [`handoff`](super::handoff)), or on
+    /// the writer thread when queued from outside a runtime.
     pub async fn append_then(&self, msg: NewMessage, now_ms: i64, done: AppendDone) {
         let op = WriteOp {
             request: Request::Append { msg, now_ms },
-            reply: Reply::AppendThen(done),
+            reply: Reply::AppendThen(done, Inbox::current()),
         };
         if let Err(mpsc::error::SendError(op)) = self.shared.writes.send(op).await {
-            op.reply.fail(writer_gone());
+            // Through the inbox still: after this thread's earlier completions.
+            let mut handoff = Handoff::default();
+            op.reply.fail(writer_gone(), &mut handoff);
+            handoff.deliver();
         }
     }
 
@@ -511,7 +519,7 @@ enum Request {
 enum Reply {
     Join(oneshot::Sender<Result<Participant, StoreError>>),
     Append(oneshot::Sender<Result<StoredMessage, StoreError>>),
-    AppendThen(AppendDone),
+    AppendThen(AppendDone, Option<Arc<Inbox>>),
     Erase(oneshot::Sender<Result<bool, StoreError>>),
 }
 
@@ -523,34 +531,30 @@ enum Outcome {
 }
 
 impl Reply {
-    /// Answers the caller (who may have given up waiting: then nobody listens).
-    fn answer(self, outcome: Outcome) {
+    /// Answers the caller (who may have given up waiting: then nobody listens); a
+    /// completion goes into `handoff`.
+    fn answer(self, outcome: Outcome, handoff: &mut Handoff) {
         match (self, outcome) {
             (Reply::Join(reply), Outcome::Joined(participant)) => drop(reply.send(Ok(participant))),
             (Reply::Append(reply), Outcome::Appended(result)) => drop(reply.send(result)),
-            (Reply::AppendThen(done), Outcome::Appended(result)) => run_done(done, result),
+            (Reply::AppendThen(done, inbox), Outcome::Appended(result)) => {
+                handoff.push(inbox, done, result)
+            }
             (Reply::Erase(reply), Outcome::Erased(existed)) => drop(reply.send(Ok(existed))),
-            (reply, _) => reply.fail(StoreError::Unavailable(
-                "SQLite writer answered the wrong request".to_owned(),
-            )),
+            (reply, _) => reply.fail(
+                StoreError::Unavailable("SQLite writer answered the wrong request".to_owned()),
+                handoff,
+            ),
         }
     }
 
-    fn fail(self, error: StoreError) {
+    fn fail(self, error: StoreError, handoff: &mut Handoff) {
         match self {
             Reply::Join(reply) => drop(reply.send(Err(error))),
             Reply::Append(reply) => drop(reply.send(Err(error))),
-            Reply::AppendThen(done) => run_done(done, Err(error)),
+            Reply::AppendThen(done, inbox) => handoff.push(inbox, done, Err(error)),
             Reply::Erase(reply) => drop(reply.send(Err(error))),
         }
-    }
-}
-
-/// Runs a caller's completion on the writer thread; a panic in it must not stop the
-/// writer (every later write would fail).
-fn run_done(done: AppendDone, result: Result<StoredMessage, StoreError>) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| done(result))).is_err() {
-        tracing::error!("an append completion panicked");
     }
 }
 
@@ -590,11 +594,25 @@ fn drain_into(queue: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>) {
 
 /// Applies `batch` (emptying it) in one transaction, then answers every caller.
 fn apply_batch(conn: &mut Connection, authors: &mut AuthorCache, batch: &mut Vec<WriteOp>) {
+    let mut handoff = Handoff::default();
+    answer_batch(conn, authors, batch, &mut handoff);
+    handoff.deliver();
+}
+
+/// Applies `batch` (emptying it) in one transaction; completions go into `handoff`.
+fn answer_batch(
+    conn: &mut Connection,
+    authors: &mut AuthorCache,
+    batch: &mut Vec<WriteOp>,
+    handoff: &mut Handoff,
+) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let error = unavailable(e);
-            batch.drain(..).for_each(|op| op.reply.fail(error.clone()));
+            batch
+                .drain(..)
+                .for_each(|op| op.reply.fail(error.clone(), handoff));
             return;
         }
     };
@@ -625,8 +643,8 @@ fn apply_batch(conn: &mut Connection, authors: &mut AuthorCache, batch: &mut Vec
         Ok(()) => {
             for (reply, outcome) in done {
                 match outcome {
-                    Some(outcome) => reply.answer(outcome),
-                    None => reply.fail(writer_gone()),
+                    Some(outcome) => reply.answer(outcome, handoff),
+                    None => reply.fail(writer_gone(), handoff),
                 }
             }
         }
@@ -636,7 +654,7 @@ fn apply_batch(conn: &mut Connection, authors: &mut AuthorCache, batch: &mut Vec
             tracing::warn!(error = %e, "SQLite write batch failed; its callers get store_unavailable");
             let error = unavailable(e);
             done.into_iter()
-                .for_each(|(reply, _)| reply.fail(error.clone()));
+                .for_each(|(reply, _)| reply.fail(error.clone(), handoff));
         }
     }
 }
