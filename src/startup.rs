@@ -96,6 +96,10 @@ impl Application {
                 )
                 .default_service(web::to(routes::errors::not_found))
         })
+        // Nagle off, as Node.js does: without it a frame written while the previous one
+        // is unacknowledged waits for the peer's delayed ACK, which a chat client sends
+        // with its next message (tens of milliseconds at a few messages a second).
+        .tcp_nodelay(true)
         .listen(listener)
         .context("cannot start the HTTP server")?
         .shutdown_timeout(shutdown_timeout)
