@@ -41,7 +41,7 @@ async fn the_database_file_and_its_directory_are_created_on_first_start() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("reads");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .expect("reads");
@@ -423,13 +423,34 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
             .await
             .expect("stored");
         assert_eq!(next.seq, 11);
+        // The participants are still found (version 3 dropped the name index).
+        for who in ["ann", "bob"] {
+            let found = store
+                .participant(room, &joining(who).token_hash)
+                .await
+                .expect("read")
+                .expect("still there");
+            assert_eq!(found.name, who);
+        }
     }
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("reads");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users'")
+        .expect("prepares")
+        .query_map([], |row| row.get(0))
+        .expect("reads")
+        .collect::<Result<_, _>>()
+        .expect("reads");
+    assert!(
+        indexes.contains(&"users_by_token".to_owned())
+            && !indexes.contains(&"users_by_name".to_owned()),
+        "{indexes:?}"
+    );
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('messages')")
         .expect("prepares")
