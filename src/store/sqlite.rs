@@ -136,9 +136,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX messages_by_seq ON messages (room_no, seq);
     CREATE UNIQUE INDEX messages_by_client_id ON messages (room_no, client_id)
         WHERE client_id IS NOT NULL;",
-    // 3: no query looks a participant up by name (a room holds two people: its primary
-    // key's `room` prefix finds them), so the index only cost a random page per join.
-    "DROP INDEX users_by_name;",
+    // 3: two indexes no query uses. Nothing looks a participant up by name (a room
+    // holds two people: its primary key's `room` prefix finds them), and rooms are
+    // never listed by activity in SQL (a token's few rooms are sorted in Rust); they
+    // cost a random page per join and two entries moved per room and batch.
+    "DROP INDEX users_by_name;
+    DROP INDEX rooms_by_activity;",
 ];
 
 /// Messages with their authors, for [`MESSAGE_COLUMNS`].

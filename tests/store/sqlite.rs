@@ -440,7 +440,7 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
         .expect("reads");
     assert_eq!(version, 3);
     let indexes: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users'")
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index'")
         .expect("prepares")
         .query_map([], |row| row.get(0))
         .expect("reads")
