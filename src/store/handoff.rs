@@ -2,8 +2,10 @@
 //! appends, a whole batch at once: one cross-thread wake-up per thread and batch instead
 //! of one per message.
 //!
-//! Every runtime thread that queues an append gets an [`Inbox`] (kept in a thread
-//! local) and a task on its runtime that runs what lands there, in arrival order. The
+//! Every current-thread runtime that queues an append (each actix worker is one) gets an
+//! [`Inbox`] (kept in a thread local) and a task that runs what lands there, in arrival
+//! order. A multi-thread runtime gets none: a task there may queue its appends from
+//! different threads, and its completions must still run in order. The
 //! writer groups a committed batch's completions by inbox ([`Handoff`]) and delivers each
 //! group with one lock and one wake. Completions queued from outside any runtime, or to
 //! an inbox whose runtime has shut down, run on the delivering thread instead.
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
+use tokio::runtime::RuntimeFlavor;
 
 use super::{AppendDone, StoreError, StoredMessage};
 
@@ -39,14 +42,16 @@ thread_local! {
 
 impl Inbox {
     /// This thread's inbox, starting its task on the current runtime if needed; `None`
-    /// outside a runtime.
+    /// outside a runtime or on a multi-thread one.
     pub(crate) fn current() -> Option<Arc<Inbox>> {
         CURRENT.with(|current| {
             let mut current = current.borrow_mut();
             if let Some(inbox) = current.as_ref().filter(|inbox| !inbox.lock().dead) {
                 return Some(inbox.clone());
             }
-            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            let runtime = tokio::runtime::Handle::try_current()
+                .ok()
+                .filter(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread)?;
             let inbox = Arc::new(Inbox {
                 state: Mutex::new(InboxState::default()),
                 waker: AtomicWaker::new(),
@@ -267,6 +272,12 @@ mod tests {
     #[test]
     fn outside_a_runtime_completions_run_where_they_are_delivered() {
         assert!(Inbox::current().is_none());
+        // Nor on a multi-thread runtime, whose tasks move between threads.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("runtime");
+        assert!(runtime.block_on(async { Inbox::current() }).is_none());
         let (tx, rx) = mpsc::channel();
         let mut handoff = Handoff::default();
         handoff.push(None, reporting(&tx), Ok(stored(7)));

@@ -262,9 +262,10 @@ impl Store {
     /// queued (waiting only for room in the queue); `done` is called with the outcome
     /// once the message is stored (or has failed). Calls to `done` come in the order the
     /// messages were queued, so a caller may keep many messages in flight and still
-    /// answer them in order. `done` runs on the runtime thread that queued the message
-    /// (SQLite hands a batch's completions back together) or, queued from outside a
-    /// runtime, on the store's own thread: it must be short and must not block.
+    /// answer them in order. `done` runs on the thread that queued the message when that
+    /// thread drives a current-thread runtime, as actix's workers do (SQLite hands a
+    /// batch's completions back together), otherwise on the store's own thread: it must
+    /// be short and must not block.
     pub async fn append_then(&self, msg: NewMessage, now_ms: i64, done: AppendDone) {
         match self {
             Store::Sqlite(s) => s.append_then(msg, now_ms, done).await,

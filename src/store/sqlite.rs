@@ -257,9 +257,9 @@ impl SqliteStore {
         answered(answer).await
     }
 
-    /// Queues the append; after the batch's commit, `done` runs on this runtime thread
-    /// (handed back with the rest of the batch: see [`handoff`](super::handoff)), or on
-    /// the writer thread when queued from outside a runtime.
+    /// Queues the append; after the batch's commit, `done` runs on this thread when it
+    /// drives a current-thread runtime (handed back with the rest of the batch: see
+    /// [`handoff`](super::handoff)), otherwise on the writer thread.
     pub async fn append_then(&self, msg: NewMessage, now_ms: i64, done: AppendDone) {
         let op = WriteOp {
             request: Request::Append { msg, now_ms },
