@@ -817,11 +817,16 @@ async fn run_traffic(
         server.as_ref().map(|s| s.core_foreign_share),
         loadgen_core_foreign_share,
     );
+    let measured = Measured {
+        setup,
+        server,
+        loadgen_cpu_share,
+        loadgen_wait_share,
+        loadgen_core_foreign_share,
+        bottleneck,
+        warnings,
+    };
     Ok(Report {
-        scenario: config.scenario.clone(),
-        transport: config.transport,
-        rooms: clients / 2,
-        clients,
         rate_per_client: match config.load {
             Load::Rate(rate) => Some(rate),
             _ => None,
@@ -830,18 +835,46 @@ async fn run_traffic(
             Load::Window(window) => Some(window),
             _ => None,
         },
-        msg_len: config.msg_len,
-        acks: config.acks,
-        setup,
         traffic: Some(traffic),
-        idle: None,
-        server,
-        loadgen_cpu_share,
-        loadgen_wait_share,
-        loadgen_core_foreign_share,
-        bottleneck: bottleneck.to_owned(),
-        warnings,
+        ..Report::new(config, clients, measured)
     })
+}
+
+/// What every scenario measures besides its own part of the report.
+struct Measured {
+    setup: SetupReport,
+    server: Option<ServerReport>,
+    loadgen_cpu_share: f64,
+    loadgen_wait_share: f64,
+    loadgen_core_foreign_share: f64,
+    bottleneck: &'static str,
+    warnings: Vec<String>,
+}
+
+impl Report {
+    /// A report of `measured`, without the traffic, idle and load figures a scenario
+    /// adds.
+    fn new(config: &Config, clients: usize, measured: Measured) -> Report {
+        Report {
+            scenario: config.scenario.clone(),
+            transport: config.transport,
+            rooms: clients / 2,
+            clients,
+            rate_per_client: None,
+            window: None,
+            msg_len: config.msg_len,
+            acks: config.acks,
+            setup: measured.setup,
+            traffic: None,
+            idle: None,
+            server: measured.server,
+            loadgen_cpu_share: measured.loadgen_cpu_share,
+            loadgen_wait_share: measured.loadgen_wait_share,
+            loadgen_core_foreign_share: measured.loadgen_core_foreign_share,
+            bottleneck: measured.bottleneck.to_owned(),
+            warnings: measured.warnings,
+        }
+    }
 }
 
 /// How busy one pinned core was while measuring: by the process, and by others.
@@ -1001,24 +1034,18 @@ async fn run_idle(
         ),
         _ => (None, None),
     };
-    Ok(Report {
-        scenario: config.scenario.clone(),
-        transport: config.transport,
-        rooms: clients / 2,
-        clients,
-        rate_per_client: None,
-        window: None,
-        msg_len: config.msg_len,
-        acks: config.acks,
+    let measured = Measured {
         setup,
-        traffic: None,
-        idle,
         server,
         loadgen_cpu_share,
         loadgen_wait_share,
         loadgen_core_foreign_share,
-        bottleneck: bottleneck.to_owned(),
+        bottleneck,
         warnings,
+    };
+    Ok(Report {
+        idle,
+        ..Report::new(config, clients, measured)
     })
 }
 
