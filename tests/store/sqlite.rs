@@ -439,27 +439,26 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("reads");
     assert_eq!(version, 3);
-    let indexes: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index'")
-        .expect("prepares")
-        .query_map([], |row| row.get(0))
-        .expect("reads")
-        .collect::<Result<_, _>>()
-        .expect("reads");
+    let indexes = names(&conn, "SELECT name FROM sqlite_master WHERE type = 'index'");
     assert!(
         indexes.contains(&"users_by_token".to_owned())
-            && !indexes.contains(&"users_by_name".to_owned()),
+            && !indexes.contains(&"users_by_name".to_owned())
+            && !indexes.contains(&"rooms_by_activity".to_owned()),
         "{indexes:?}"
     );
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('messages')")
-        .expect("prepares")
-        .query_map([], |row| row.get(0))
-        .expect("reads")
-        .collect::<Result<_, _>>()
-        .expect("reads");
+    let columns = names(&conn, "SELECT name FROM pragma_table_info('messages')");
     assert_eq!(
         columns,
         ["room_no", "seq", "author_no", "text", "ts", "client_id"]
     );
+}
+
+/// The first column of every row `sql` returns.
+fn names(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    conn.prepare(sql)
+        .expect("prepares")
+        .query_map([], |row| row.get(0))
+        .expect("reads")
+        .collect::<Result<_, _>>()
+        .expect("reads")
 }
