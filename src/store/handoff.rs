@@ -9,6 +9,10 @@
 //! writer groups a committed batch's completions by inbox ([`Handoff`]) and delivers each
 //! group with one lock and one wake. Completions queued from outside any runtime, or to
 //! an inbox whose runtime has shut down, run on the delivering thread instead.
+//!
+//! The inbox belongs to the thread, not to the runtime: a thread that drove two live
+//! current-thread runtimes in turn would see the second's completions run only when
+//! the first is driven again. tete's threads each drive one runtime for their life.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
