@@ -90,12 +90,9 @@ pub struct Report {
     pub traffic: Option<TrafficReport>,
     pub idle: Option<IdleReport>,
     pub server: Option<ServerReport>,
-    /// Share of one core the load generator used while measuring.
-    pub loadgen_cpu_share: f64,
-    /// Share of the time the load generator's threads waited for a CPU.
-    pub loadgen_wait_share: f64,
-    /// Share of the time other processes used the load generator's core (when pinned).
-    pub loadgen_core_foreign_share: f64,
+    /// The load generator's own use of its core while measuring.
+    #[serde(flatten)]
+    pub loadgen: LoadgenUse,
     /// Which side was saturated while measuring: `server`, `loadgen`,
     /// `server-core-contended`, `loadgen-core-contended` or `none`.
     pub bottleneck: String,
@@ -266,12 +263,7 @@ pub async fn run(config: Config) -> Result<Report> {
                 server_fresh,
                 server_before: baseline,
                 server_after: after_setup,
-                loadgen_cpu_share: stats::cpu_share(&self_before_setup, &self_after_setup),
-                loadgen_wait_share: stats::wait_share(&self_before_setup, &self_after_setup),
-                loadgen_core_foreign_share: stats::foreign_share(
-                    &self_before_setup,
-                    &self_after_setup,
-                ),
+                loadgen: LoadgenUse::between(&self_before_setup, &self_after_setup),
             };
             run_idle(&config, pairs, setup, setup_load).await
         }
@@ -741,7 +733,7 @@ async fn run_traffic(
     traffic.sent_msgs_per_sec = sent_in_window as f64 / config.duration.as_secs_f64();
     traffic.latency = latency.summary();
 
-    let loadgen_cpu_share = stats::cpu_share(&self_start, &self_end);
+    let loadgen = LoadgenUse::between(&self_start, &self_end);
     let server = match (config.server_pid, server_start, server_end) {
         (Some(pid), Some(start), Some(end)) => {
             let delivered = delivered_end - delivered_start;
@@ -794,38 +786,24 @@ async fn run_traffic(
                 .unwrap_or("")
         ));
     }
-    let loadgen_wait_share = stats::wait_share(&self_start, &self_end);
-    let loadgen_core_foreign_share = stats::foreign_share(&self_start, &self_end);
     let bottleneck = bottleneck(
         server.as_ref().map(|s| CoreUse {
             own: s.cpu_share,
             foreign: s.core_foreign_share,
         }),
-        CoreUse {
-            own: loadgen_cpu_share,
-            foreign: loadgen_core_foreign_share,
-        },
+        loadgen.core(),
     );
     if bottleneck == "loadgen" {
         warnings.push(format!(
             "the load generator is the bottleneck ({:.0}% of its core)",
-            loadgen_cpu_share * 100.0
+            loadgen.cpu_share * 100.0
         ));
     }
     contention_warnings(
         &mut warnings,
         server.as_ref().map(|s| s.core_foreign_share),
-        loadgen_core_foreign_share,
+        loadgen.core_foreign_share,
     );
-    let measured = Measured {
-        setup,
-        server,
-        loadgen_cpu_share,
-        loadgen_wait_share,
-        loadgen_core_foreign_share,
-        bottleneck,
-        warnings,
-    };
     Ok(Report {
         rate_per_client: match config.load {
             Load::Rate(rate) => Some(rate),
@@ -836,25 +814,55 @@ async fn run_traffic(
             _ => None,
         },
         traffic: Some(traffic),
-        ..Report::new(config, clients, measured)
+        ..Report::new(
+            config, clients, setup, server, loadgen, bottleneck, warnings,
+        )
     })
 }
 
-/// What every scenario measures besides its own part of the report.
-struct Measured {
-    setup: SetupReport,
-    server: Option<ServerReport>,
-    loadgen_cpu_share: f64,
-    loadgen_wait_share: f64,
-    loadgen_core_foreign_share: f64,
-    bottleneck: &'static str,
-    warnings: Vec<String>,
+/// The load generator's use of its own core between two samples of itself.
+#[derive(Debug, Serialize, Clone, Copy)]
+pub struct LoadgenUse {
+    /// Share of one core the load generator used.
+    #[serde(rename = "loadgen_cpu_share")]
+    pub cpu_share: f64,
+    /// Share of the time the load generator's threads waited for a CPU.
+    #[serde(rename = "loadgen_wait_share")]
+    pub wait_share: f64,
+    /// Share of the time other processes used the load generator's core (when pinned).
+    #[serde(rename = "loadgen_core_foreign_share")]
+    pub core_foreign_share: f64,
+}
+
+impl LoadgenUse {
+    fn between(start: &ProcSample, end: &ProcSample) -> LoadgenUse {
+        LoadgenUse {
+            cpu_share: stats::cpu_share(start, end),
+            wait_share: stats::wait_share(start, end),
+            core_foreign_share: stats::foreign_share(start, end),
+        }
+    }
+
+    fn core(&self) -> CoreUse {
+        CoreUse {
+            own: self.cpu_share,
+            foreign: self.core_foreign_share,
+        }
+    }
 }
 
 impl Report {
-    /// A report of `measured`, without the traffic, idle and load figures a scenario
-    /// adds.
-    fn new(config: &Config, clients: usize, measured: Measured) -> Report {
+    /// The fields every scenario reports; the scenario adds its traffic or idle figures
+    /// and its load.
+    fn new(
+        config: &Config,
+        clients: usize,
+        setup: SetupReport,
+        server: Option<ServerReport>,
+        loadgen: LoadgenUse,
+        bottleneck: &'static str,
+        warnings: Vec<String>,
+    ) -> Report {
         Report {
             scenario: config.scenario.clone(),
             transport: config.transport,
@@ -864,15 +872,13 @@ impl Report {
             window: None,
             msg_len: config.msg_len,
             acks: config.acks,
-            setup: measured.setup,
+            setup,
             traffic: None,
             idle: None,
-            server: measured.server,
-            loadgen_cpu_share: measured.loadgen_cpu_share,
-            loadgen_wait_share: measured.loadgen_wait_share,
-            loadgen_core_foreign_share: measured.loadgen_core_foreign_share,
-            bottleneck: measured.bottleneck.to_owned(),
-            warnings: measured.warnings,
+            server,
+            loadgen,
+            bottleneck: bottleneck.to_owned(),
+            warnings,
         }
     }
 }
@@ -924,9 +930,7 @@ struct SetupLoad {
     /// After the room ids were fetched, just before the first connection.
     server_before: Option<ProcSample>,
     server_after: Option<ProcSample>,
-    loadgen_cpu_share: f64,
-    loadgen_wait_share: f64,
-    loadgen_core_foreign_share: f64,
+    loadgen: LoadgenUse,
 }
 
 async fn run_idle(
@@ -939,9 +943,7 @@ async fn run_idle(
         server_fresh,
         server_before: baseline,
         server_after: after_setup,
-        loadgen_cpu_share,
-        loadgen_wait_share,
-        loadgen_core_foreign_share,
+        loadgen,
     } = setup_load;
     let clients = pairs.len() * 2;
     let now = Instant::now();
@@ -987,22 +989,16 @@ async fn run_idle(
         }),
         _ => None,
     };
-    let bottleneck = bottleneck(
-        setup_server_use,
-        CoreUse {
-            own: loadgen_cpu_share,
-            foreign: loadgen_core_foreign_share,
-        },
-    );
+    let bottleneck = bottleneck(setup_server_use, loadgen.core());
     contention_warnings(
         &mut warnings,
         setup_server_foreign,
-        loadgen_core_foreign_share,
+        loadgen.core_foreign_share,
     );
     if bottleneck == "loadgen" {
         warnings.push(format!(
             "the load generator limited the connect rate ({:.0}% of its core)",
-            loadgen_cpu_share * 100.0
+            loadgen.cpu_share * 100.0
         ));
     }
     let (idle, server) = match (config.server_pid, server_fresh, baseline, after_setup, held) {
@@ -1034,18 +1030,11 @@ async fn run_idle(
         ),
         _ => (None, None),
     };
-    let measured = Measured {
-        setup,
-        server,
-        loadgen_cpu_share,
-        loadgen_wait_share,
-        loadgen_core_foreign_share,
-        bottleneck,
-        warnings,
-    };
     Ok(Report {
         idle,
-        ..Report::new(config, clients, measured)
+        ..Report::new(
+            config, clients, setup, server, loadgen, bottleneck, warnings,
+        )
     })
 }
 
