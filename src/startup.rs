@@ -80,7 +80,7 @@ impl Application {
                 .app_data(web::JsonConfig::default().error_handler(routes::errors::json_error))
                 .app_data(web::QueryConfig::default().error_handler(routes::errors::query_error))
                 .wrap(middleware::from_fn(routes::access_log))
-                .service(sio.resource("/socket.io/"))
+                .service(sio.resource(routes::ENGINE_PATH))
                 .configure(routes::api::configure)
                 .route("/healthz", web::get().to(routes::health::health))
                 .route("/", web::get().to(routes::pages::home))

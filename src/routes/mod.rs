@@ -11,7 +11,12 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 
-/// One log line per HTTP request, with its status and latency.
+/// Where Engine.IO's transport requests arrive (every Socket.IO client's default path).
+pub const ENGINE_PATH: &str = "/socket.io/";
+
+/// One log line per HTTP request, with its status and latency: at `info`, except the
+/// Engine.IO transport's requests that succeed (a WebSocket upgrade per connection, a
+/// request per long-poll), which are traffic rather than events and go to `debug`.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -22,13 +27,14 @@ pub async fn access_log(
     let result = next.call(req).await;
     let latency_us = started.elapsed().as_micros() as u64;
     match &result {
-        Ok(res) => tracing::info!(
-            %method,
-            path,
-            status = res.status().as_u16(),
-            latency_us,
-            "request"
-        ),
+        Ok(res) => {
+            let status = res.status().as_u16();
+            if path == ENGINE_PATH && status < 400 {
+                tracing::debug!(%method, path, status, latency_us, "request");
+            } else {
+                tracing::info!(%method, path, status, latency_us, "request");
+            }
+        }
         Err(e) => tracing::info!(%method, path, error = %e, latency_us, "request failed"),
     }
     result

@@ -122,3 +122,72 @@ fn a_store_that_cannot_be_reached_at_start_stops_it_with_one_clear_line() {
         "{err}"
     );
 }
+
+#[test]
+fn the_access_log_keeps_transport_traffic_at_debug_and_has_no_colours_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tete()
+        .env("PORT", "0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("t.db").display()),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Lines arrive on a thread, so that a silent server fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || rx.recv_timeout(Duration::from_secs(20));
+    let port = loop {
+        let line = next_line().expect("tete did not report listening");
+        if let Some(rest) = line.split("port=").nth(1) {
+            break rest.trim().parse::<u16>().expect("port");
+        }
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for path in [
+            "/socket.io/?EIO=4&transport=polling",
+            "/socket.io/?EIO=3&transport=polling",
+            "/healthz",
+        ] {
+            let res = client.get(format!("{base}{path}")).send().await.unwrap();
+            statuses.push(res.status().as_u16());
+        }
+        statuses
+    });
+    assert_eq!(statuses, [200, 400, 200]);
+    // Each line is written before its response is sent: everything is there by /healthz.
+    let mut requests = Vec::new();
+    loop {
+        let line = next_line().expect("no access-log line for /healthz");
+        assert!(!line.contains('\u{1b}'), "colour codes in a pipe: {line:?}");
+        if line.contains("request") {
+            requests.push(line.clone());
+        }
+        if line.contains("path=\"/healthz\"") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(
+        requests[0].contains("path=\"/socket.io/\"") && requests[0].contains("status=400"),
+        "the refused transport request is logged: {requests:#?}"
+    );
+}
