@@ -2,10 +2,14 @@
 //!
 //! 1. messages stored per second on SQLite with group commit, many concurrent senders;
 //! 2. latency of a 50-message history page (`Latest` and `Before` a random seq) from a
-//!    room holding 1,000,000 messages, measured through [`Store::page`] as the chat calls it.
+//!    room holding 1,000,000 messages, measured through [`Store::page`] as the chat calls it;
+//! 3. joins per second and CPU per join: 19,000 people with random tokens joining 9,500
+//!    rooms with random ids, two by two, 256 at a time (the benchmark's idle case).
 //!
 //! Sizes can be changed with `TETE_BENCH_MESSAGES`, `TETE_BENCH_SENDERS`,
-//! `TETE_BENCH_ROOMS` (default: 3 scenarios), `TETE_BENCH_ROOM_SIZE` and `TETE_BENCH_PAGES`.
+//! `TETE_BENCH_ROOMS` (default: 3 scenarios), `TETE_BENCH_ROOM_SIZE`, `TETE_BENCH_PAGES`
+//! and `TETE_BENCH_JOINS`; `TETE_BENCH_ONLY=throughput|paging|joins` runs one part. The
+//! CPU figure is the whole process's: pin it (`taskset -c 0 cargo bench …`) to compare.
 
 use std::time::{Duration, Instant};
 
@@ -170,23 +174,102 @@ async fn paging() {
     report("page Before(random seq), limit 50", before);
 }
 
+/// CPU time this process has used (all threads).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF and a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A random string of `len` characters from `alphabet`.
+fn random_id(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+async fn joins() {
+    const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const HEX: &[u8] = b"0123456789abcdef";
+    let people = setting("TETE_BENCH_JOINS", 19_000) / 2 * 2;
+    let concurrency = 256;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open(&dir).await;
+    // Ids shaped like tete's: 22 base64url characters per room, a 64-hex token hash.
+    let rooms: Vec<String> = (0..people / 2).map(|_| random_id(22, BASE64URL)).collect();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let rooms = std::sync::Arc::new(rooms);
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (store, next, rooms) = (store.clone(), next.clone(), rooms.clone());
+            tokio::spawn(async move {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(room) = rooms.get(index) else { break };
+                    for who in ["first", "second"] {
+                        let joining = Joining {
+                            token_hash: random_id(64, HEX),
+                            ..joining(&format!("{who}{index}"))
+                        };
+                        if let Err(e) = store.join(room, joining, now_ms()).await {
+                            panic!("join failed: {e}");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        if let Err(e) = task.await {
+            panic!("join task: {e}");
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_time() - cpu;
+    println!(
+        "== Joins: {people} people into {} rooms, {concurrency} at a time",
+        people / 2
+    );
+    println!(
+        "joins per second: {:>9.0}   CPU per join: {:.1} µs   ({people} in {:.2} s)",
+        people as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / people as f64,
+        elapsed.as_secs_f64()
+    );
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let only = std::env::var("TETE_BENCH_ONLY").unwrap_or_default();
+    let runs = |part: &str| only.is_empty() || only == part;
     runtime.block_on(async {
-        let senders = setting("TETE_BENCH_SENDERS", 2048);
-        let rooms = setting("TETE_BENCH_ROOMS", 0);
-        if rooms > 0 {
-            throughput(senders, rooms).await;
-        } else {
-            // Two people per room (as in tete), then busier rooms.
-            for rooms in [senders / 2, senders / 16, 1] {
+        if runs("throughput") {
+            let senders = setting("TETE_BENCH_SENDERS", 2048);
+            let rooms = setting("TETE_BENCH_ROOMS", 0);
+            if rooms > 0 {
                 throughput(senders, rooms).await;
+            } else {
+                // Two people per room (as in tete), then busier rooms.
+                for rooms in [senders / 2, senders / 16, 1] {
+                    throughput(senders, rooms).await;
+                }
             }
         }
-        paging().await;
+        if runs("paging") {
+            paging().await;
+        }
+        if runs("joins") {
+            joins().await;
+        }
     });
 }
