@@ -145,6 +145,33 @@ const MIGRATIONS: &[&str] = &[
     // cost a random page per join and two entries moved per room and batch.
     "DROP INDEX users_by_name;
     DROP INDEX rooms_by_activity;",
+    // 4: a participant refers to its room by number, as messages do. Keyed by the room's
+    // text id, every join wrote into a random page of the table; rooms are numbered in
+    // the order they are created, so joins now land where the newest rooms are. A
+    // participant whose room row is missing (no tete wrote one) gets that room back
+    // rather than being dropped.
+    "INSERT INTO rooms (id, created_at)
+        SELECT room, min(joined_at) FROM users
+        WHERE room NOT IN (SELECT id FROM rooms) GROUP BY room ORDER BY min(joined_at);
+    CREATE TABLE users_v2 (
+        room_no INTEGER NOT NULL,
+        token_hash TEXT NOT NULL,
+        name TEXT NOT NULL,
+        email_hash TEXT NOT NULL,
+        avatar TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        joined_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        PRIMARY KEY (room_no, token_hash)
+    ) WITHOUT ROWID;
+    INSERT INTO users_v2 (room_no, token_hash, name, email_hash, avatar, first_seq,
+                          joined_at, last_seen_at)
+        SELECT r.room_no, u.token_hash, u.name, u.email_hash, u.avatar, u.first_seq,
+               u.joined_at, u.last_seen_at
+        FROM users u JOIN rooms r ON r.id = u.room;
+    DROP TABLE users;
+    ALTER TABLE users_v2 RENAME TO users;
+    CREATE INDEX users_by_token ON users (token_hash);",
 ];
 
 /// Messages with their authors, for [`MESSAGE_COLUMNS`].
@@ -152,14 +179,11 @@ const MESSAGES: &str = "messages m JOIN authors a ON a.author_no = m.author_no";
 const MESSAGE_COLUMNS: &str = "m.seq, m.text, a.user, a.avatar, m.ts";
 /// The `room_no` of the room whose id is `?1`.
 const ROOM_NO: &str = "(SELECT room_no FROM rooms WHERE id = ?1)";
-/// The columns of a `users` row, in the order [`participant_from_row`] reads them (a
-/// macro, so that statements can be built with `concat!` at compile time).
-macro_rules! user_columns {
-    () => {
-        "room, token_hash, name, email_hash, avatar, first_seq, joined_at, last_seen_at"
-    };
-}
-const USER_COLUMNS: &str = user_columns!();
+/// Participants with their rooms' ids, for [`USER_COLUMNS`].
+const USERS: &str = "users u JOIN rooms r ON r.room_no = u.room_no";
+/// A participant's columns, in the order [`participant_from_row`] reads them.
+const USER_COLUMNS: &str = "r.id, u.token_hash, u.name, u.email_hash, u.avatar, \
+                            u.first_seq, u.joined_at, u.last_seen_at";
 const ROOM_COLUMNS: &str = "id, created_at, last_message_at, message_count, next_seq";
 
 /// The SQLite store: a cheap-to-clone handle on the writer thread and the read pool.
@@ -235,7 +259,7 @@ impl SqliteStore {
         let token_hash = token_hash.to_owned();
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT 1 FROM users JOIN rooms ON rooms.id = users.room
+                "SELECT 1 FROM users JOIN rooms ON rooms.room_no = users.room_no
                  WHERE users.token_hash = ?1 LIMIT 1",
             )?
             .exists([&token_hash])
@@ -322,7 +346,7 @@ impl SqliteStore {
         self.read(move |conn| {
             let participants = conn
                 .prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE token_hash = ?1"
+                    "SELECT {USER_COLUMNS} FROM {USERS} WHERE u.token_hash = ?1"
                 ))?
                 .query_map([&token_hash], participant_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -865,26 +889,27 @@ fn join(
     joining: &Joining,
     now_ms: i64,
 ) -> rusqlite::Result<Participant> {
-    let first_seq = match rooms.get(tx, room)? {
-        Some(cached) => cached.next_seq,
+    let (room_no, first_seq) = match rooms.get(tx, room)? {
+        Some(cached) => (cached.room_no, cached.next_seq),
         None => {
             tx.prepare_cached(
                 "INSERT INTO rooms (id, created_at, message_count, next_seq) VALUES (?1, ?2, 0, 1)",
             )?
             .execute(params![room, now_ms])?;
             // `room_no` is the rowid.
-            rooms.insert_new(room, tx.last_insert_rowid());
-            1
+            let room_no = tx.last_insert_rowid();
+            rooms.insert_new(room, room_no);
+            (room_no, 1)
         }
     };
     let inserted = tx
-        .prepare_cached(concat!(
-            "INSERT INTO users (",
-            user_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (room, token_hash) DO NOTHING"
-        ))?
+        .prepare_cached(
+            "INSERT INTO users (room_no, token_hash, name, email_hash, avatar, first_seq,
+                                joined_at, last_seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (room_no, token_hash) DO NOTHING",
+        )?
         .execute(params![
-            room,
+            room_no,
             joining.token_hash,
             joining.name,
             joining.email_hash,
@@ -894,9 +919,9 @@ fn join(
         ])?;
     if inserted == 0 {
         tx.prepare_cached(
-            "UPDATE users SET last_seen_at = ?3 WHERE room = ?1 AND token_hash = ?2",
+            "UPDATE users SET last_seen_at = ?3 WHERE room_no = ?1 AND token_hash = ?2",
         )?
-        .execute(params![room, joining.token_hash, now_ms])?;
+        .execute(params![room_no, joining.token_hash, now_ms])?;
         if let Some(participant) = find_participant(tx, room, &joining.token_hash)? {
             return Ok(participant);
         }
@@ -980,7 +1005,7 @@ fn erase(tx: &Transaction<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::R
         .execute([room])?;
     tx.prepare_cached(&format!("DELETE FROM authors WHERE room_no = {ROOM_NO}"))?
         .execute([room])?;
-    tx.prepare_cached("DELETE FROM users WHERE room = ?1")?
+    tx.prepare_cached(&format!("DELETE FROM users WHERE room_no = {ROOM_NO}"))?
         .execute([room])?;
     let erased = tx
         .prepare_cached("DELETE FROM rooms WHERE id = ?1")?
@@ -994,7 +1019,7 @@ fn find_participant(
     token_hash: &str,
 ) -> rusqlite::Result<Option<Participant>> {
     conn.prepare_cached(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE room = ?1 AND token_hash = ?2"
+        "SELECT {USER_COLUMNS} FROM {USERS} WHERE r.id = ?1 AND u.token_hash = ?2"
     ))?
     .query_row([room, token_hash], participant_from_row)
     .optional()

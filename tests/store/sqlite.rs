@@ -41,7 +41,7 @@ async fn the_database_file_and_its_directory_are_created_on_first_start() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("reads");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .expect("reads");
@@ -321,6 +321,9 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
     let dir = temp_dir();
     let path = dir.path().join("tete.db");
     let rooms = [room_id(), room_id()];
+    // A participant whose room has no row (no tete wrote such a file; version 4 keys
+    // participants by room number and must not drop them).
+    let orphan_room = room_id();
     // Two rooms, their messages interleaved in arrival order; in the second room one
     // author's name and avatar changed between messages (any stored pair is kept).
     let mut expected: [Vec<V1Message>; 2] = [Vec::new(), Vec::new()];
@@ -343,6 +346,19 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
                 .expect("user");
             }
         }
+        let carl = joining("carl");
+        conn.execute(
+            "INSERT INTO users VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+            rusqlite::params![
+                orphan_room,
+                carl.token_hash,
+                carl.name,
+                carl.email_hash,
+                carl.avatar,
+                NOW + 5
+            ],
+        )
+        .expect("orphan user");
         for seq in 1..=10_i64 {
             for (no, expected) in expected.iter_mut().enumerate() {
                 let who = joining(if seq % 3 == 0 { "bob" } else { "ann" });
@@ -423,28 +439,77 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
             .await
             .expect("stored");
         assert_eq!(next.seq, 11);
-        // The participants are still found (version 3 dropped the name index).
+        // The participants are still found, with everything they joined with (version 3
+        // dropped the name index, version 4 keys them by room number).
         for who in ["ann", "bob"] {
+            let j = joining(who);
             let found = store
-                .participant(room, &joining(who).token_hash)
+                .participant(room, &j.token_hash)
                 .await
                 .expect("read")
                 .expect("still there");
-            assert_eq!(found.name, who);
+            assert_eq!(
+                (
+                    found.room.as_str(),
+                    found.name.as_str(),
+                    found.email_hash.as_str(),
+                    found.avatar.as_str(),
+                    found.first_seq,
+                    found.joined_at
+                ),
+                (
+                    room.as_str(),
+                    who,
+                    j.email_hash.as_str(),
+                    j.avatar.as_str(),
+                    1,
+                    NOW
+                )
+            );
+            assert!(store.token_known(&j.token_hash).await.expect("read"));
         }
     }
+    // The participant without a room row kept their seat, and the room is back.
+    let carl = joining("carl");
+    let found = store
+        .participant(&orphan_room, &carl.token_hash)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!((found.name.as_str(), found.joined_at), ("carl", NOW + 5));
+    let room = store.room(&orphan_room).await.expect("read").expect("room");
+    assert_eq!(room.created_at, NOW + 5);
+    let next = store
+        .append(message(&orphan_room, "carl", "back", None), NOW + 100)
+        .await
+        .expect("stored");
+    assert_eq!(next.seq, 1);
     drop(store);
     let conn = rusqlite::Connection::open(&path).expect("opens");
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("reads");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let indexes = names(&conn, "SELECT name FROM sqlite_master WHERE type = 'index'");
     assert!(
         indexes.contains(&"users_by_token".to_owned())
             && !indexes.contains(&"users_by_name".to_owned())
             && !indexes.contains(&"rooms_by_activity".to_owned()),
         "{indexes:?}"
+    );
+    let columns = names(&conn, "SELECT name FROM pragma_table_info('users')");
+    assert_eq!(
+        columns,
+        [
+            "room_no",
+            "token_hash",
+            "name",
+            "email_hash",
+            "avatar",
+            "first_seq",
+            "joined_at",
+            "last_seen_at"
+        ]
     );
     let columns = names(&conn, "SELECT name FROM pragma_table_info('messages')");
     assert_eq!(
