@@ -1,7 +1,8 @@
 //! The one place that builds the application: listener, shared state, route table,
 //! middleware. `Application::build` binds its own listener so port 0 works in tests.
 
-use std::net::{SocketAddr, TcpListener};
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,42 @@ use crate::routes;
 use crate::settings::Settings;
 use crate::socketio::{SocketIo, SocketIoConfig};
 use crate::store::Store;
+
+/// Connections the kernel holds for tete before it accepts them (capped by
+/// `net.core.somaxconn`). std's `TcpListener::bind` asks for 128: when a few hundred
+/// clients connected at once to a busy core, the queue overflowed, the kernel dropped
+/// their SYNs and they connected a second later (bench/README.md, sixth session).
+/// 1024 is actix-web's own default; Node.js asks for 511.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Listens on the first address `bind` ("host:port") resolves to that can be bound,
+/// with [`LISTEN_BACKLOG`].
+pub fn listen(bind: &str) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for address in bind.to_socket_addrs()? {
+        match listen_on(address) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")))
+}
+
+fn listen_on(address: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    // As std's bind does on Unix: a restarted tete can listen again at once.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
 
 /// What every request handler may need, shared by all workers.
 pub struct AppState {
@@ -38,7 +75,7 @@ impl Application {
             "{}:{}",
             settings.application.host, settings.application.port
         );
-        let listener = TcpListener::bind(&bind).with_context(|| {
+        let listener = listen(&bind).with_context(|| {
             format!("cannot listen on {bind} (setting application.port / PORT)")
         })?;
         let address = listener

@@ -12,6 +12,7 @@ mod crash;
 mod engineio;
 mod health;
 mod interop;
+mod listener;
 mod pages;
 mod rest;
 mod settings;

@@ -105,6 +105,10 @@ pub struct SetupReport {
     pub logins_per_sec: f64,
     pub failures: usize,
     pub first_failure: Option<String>,
+    /// How long a room took to set up, from its first connect to both `startChat`s
+    /// (rooms that failed included): a slow tail here stretches `seconds` while the
+    /// server waits.
+    pub room_setup: LatencySummary,
 }
 
 #[derive(Debug, Serialize)]
@@ -236,7 +240,12 @@ pub async fn run(config: Config) -> Result<Report> {
     let baseline = server_sample(&config)?;
     let self_before_setup = stats::sample(None)?;
     let setup_start = Instant::now();
-    let (pairs, failures, first_failure) = seat_everybody(&config, rooms).await;
+    let Seated {
+        pairs,
+        failures,
+        first_failure,
+        room_setup,
+    } = seat_everybody(&config, rooms).await;
     let setup_seconds = setup_start.elapsed().as_secs_f64();
     let after_setup = server_sample(&config)?;
     let self_after_setup = stats::sample(None)?;
@@ -252,10 +261,16 @@ pub async fn run(config: Config) -> Result<Report> {
         logins_per_sec: clients as f64 / setup_seconds.max(1e-9),
         failures,
         first_failure,
+        room_setup: room_setup.summary(),
     };
     eprintln!(
-        "loadgen: {clients} clients logged in {:.2}s ({:.0} logins/s), {failures} rooms failed",
-        setup.seconds, setup.logins_per_sec
+        "loadgen: {clients} clients logged in {:.2}s ({:.0} logins/s), {failures} rooms failed; \
+         a room took p50 {:.1} ms, p99 {:.1} ms, at most {:.1} ms",
+        setup.seconds,
+        setup.logins_per_sec,
+        setup.room_setup.p50_us as f64 / 1e3,
+        setup.room_setup.p99_us as f64 / 1e3,
+        setup.room_setup.max_us as f64 / 1e3,
     );
     match config.load {
         Load::Idle => {
@@ -298,10 +313,16 @@ async fn create_rooms(config: &Config) -> Result<Vec<String>> {
     Ok(rooms)
 }
 
-async fn seat_everybody(
-    config: &Config,
-    rooms: Vec<String>,
-) -> (Vec<(Client, Client)>, usize, Option<String>) {
+/// What [`seat_everybody`] gives back.
+struct Seated {
+    pairs: Vec<(Client, Client)>,
+    failures: usize,
+    first_failure: Option<String>,
+    /// Microseconds per room, from its first connect to its last `startChat`.
+    room_setup: Histogram,
+}
+
+async fn seat_everybody(config: &Config, rooms: Vec<String>) -> Seated {
     let permits = Arc::new(Semaphore::new(config.setup_concurrency.max(1)));
     let mut tasks = Vec::with_capacity(rooms.len());
     for (index, room) in rooms.into_iter().enumerate() {
@@ -311,26 +332,38 @@ async fn seat_everybody(
         let step_timeout = config.step_timeout;
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await?;
-            session::join_pair(endpoints, transport, &room, 2 * index + 1, step_timeout).await
+            let started = Instant::now();
+            let pair =
+                session::join_pair(endpoints, transport, &room, 2 * index + 1, step_timeout).await;
+            anyhow::Ok((pair, started.elapsed()))
         }));
     }
-    let mut pairs = Vec::with_capacity(tasks.len());
-    let mut failures = 0;
-    let mut first_failure = None;
+    let mut seated = Seated {
+        pairs: Vec::with_capacity(tasks.len()),
+        failures: 0,
+        first_failure: None,
+        room_setup: Histogram::default(),
+    };
     for task in tasks {
-        match task.await {
-            Ok(Ok(pair)) => pairs.push(pair),
-            Ok(Err(error)) => {
-                failures += 1;
-                first_failure.get_or_insert_with(|| format!("{error:#}"));
+        let outcome = match task.await {
+            Ok(Ok((pair, took))) => {
+                seated.room_setup.record(took.as_micros() as u64);
+                pair
             }
+            Ok(Err(error)) => Err(error),
+            Err(error) => Err(anyhow::anyhow!("setup task: {error}")),
+        };
+        match outcome {
+            Ok(pair) => seated.pairs.push(pair),
             Err(error) => {
-                failures += 1;
-                first_failure.get_or_insert_with(|| format!("setup task: {error}"));
+                seated.failures += 1;
+                seated
+                    .first_failure
+                    .get_or_insert_with(|| format!("{error:#}"));
             }
         }
     }
-    (pairs, failures, first_failure)
+    seated
 }
 
 fn server_sample(config: &Config) -> Result<Option<ProcSample>> {
