@@ -124,9 +124,20 @@ pub fn decode_payload(body: &str) -> Result<Vec<Packet>, DecodeError> {
 }
 
 /// Encodes packets as one long-polling payload.
-pub fn encode_payload<'a>(packets: impl IntoIterator<Item = &'a Packet>) -> String {
-    let mut out = String::new();
-    for (i, packet) in packets.into_iter().enumerate() {
+pub fn encode_payload<'a, I>(packets: I) -> String
+where
+    I: IntoIterator<Item = &'a Packet>,
+    I::IntoIter: Clone,
+{
+    let packets = packets.into_iter();
+    // Sized up front (every hint is exact or above): a long-poll answer of a few dozen
+    // packets otherwise grew its buffer, and copied it, once per doubling.
+    let capacity = packets
+        .clone()
+        .map(|packet| packet.encoded_len_hint() + SEPARATOR.len_utf8())
+        .sum();
+    let mut out = String::with_capacity(capacity);
+    for (i, packet) in packets.enumerate() {
         if i > 0 {
             out.push(SEPARATOR);
         }
@@ -224,6 +235,15 @@ mod tests {
         #[test]
         fn every_payload_round_trips(ps in proptest::collection::vec(any_packet(), 1..8)) {
             prop_assert_eq!(decode_payload(&encode_payload(&ps)).unwrap(), ps);
+        }
+
+        #[test]
+        fn a_payload_fits_the_room_it_is_given(ps in proptest::collection::vec(any_packet(), 1..8)) {
+            // The hints are an upper bound, so encoding never grows (copies) the buffer.
+            let room: usize = ps.iter().map(|p| p.encoded_len_hint() + 1).sum();
+            let wire = encode_payload(&ps);
+            prop_assert!(wire.len() <= room, "{} > {}", wire.len(), room);
+            prop_assert!(wire.capacity() <= room);
         }
 
         #[test]
