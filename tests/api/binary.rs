@@ -12,6 +12,18 @@ fn tete() -> Command {
     cmd
 }
 
+/// `tete` on any free port and a fresh SQLite file in `dir`, its log on a pipe.
+fn tete_on(dir: &tempfile::TempDir) -> Command {
+    let mut cmd = tete();
+    cmd.env("PORT", "0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("t.db").display()),
+        )
+        .stderr(Stdio::piped());
+    cmd
+}
+
 #[test]
 fn help_and_version_work() {
     let out = tete().arg("--help").output().unwrap();
@@ -41,14 +53,8 @@ fn a_bad_setting_stops_the_start_with_one_clear_line() {
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tete()
-        .env("PORT", "0")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite:{}", dir.path().join("t.db").display()),
-        )
+    let mut child = tete_on(&dir)
         .env("TETE_LOG__FORMAT", "json")
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -126,15 +132,7 @@ fn a_store_that_cannot_be_reached_at_start_stops_it_with_one_clear_line() {
 #[test]
 fn the_access_log_keeps_transport_traffic_at_debug_and_has_no_colours_in_a_pipe() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tete()
-        .env("PORT", "0")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite:{}", dir.path().join("t.db").display()),
-        )
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = tete_on(&dir).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     // Lines arrive on a thread, so that a silent server fails the test instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();
