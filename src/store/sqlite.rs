@@ -184,6 +184,8 @@ const USERS: &str = "users u JOIN rooms r ON r.room_no = u.room_no";
 /// A participant's columns, in the order [`participant_from_row`] reads them.
 const USER_COLUMNS: &str = "r.id, u.token_hash, u.name, u.email_hash, u.avatar, \
                             u.first_seq, u.joined_at, u.last_seen_at";
+/// How many columns [`USER_COLUMNS`] names.
+const USER_COLUMN_COUNT: usize = 8;
 const ROOM_COLUMNS: &str = "id, created_at, last_message_at, message_count, next_seq";
 
 /// The SQLite store: a cheap-to-clone handle on the writer thread and the read pool.
@@ -344,26 +346,29 @@ impl SqliteStore {
     pub async fn rooms_of(&self, token_hash: &str) -> Result<Vec<RoomSummary>, StoreError> {
         let token_hash = token_hash.to_owned();
         self.read(move |conn| {
-            let participants = conn
+            // One row per room of theirs: the participant, the room's number, the room.
+            let rooms = conn
                 .prepare_cached(&format!(
-                    "SELECT {USER_COLUMNS} FROM {USERS} WHERE u.token_hash = ?1"
+                    "SELECT {USER_COLUMNS}, r.room_no, {ROOM_COLUMNS} FROM {USERS}
+                     WHERE u.token_hash = ?1"
                 ))?
-                .query_map([&token_hash], participant_from_row)?
+                .query_map([&token_hash], |row| {
+                    Ok((
+                        participant_from_row(row)?,
+                        row.get::<_, i64>(USER_COLUMN_COUNT)?,
+                        room_from_row_at(row, USER_COLUMN_COUNT + 1)?,
+                    ))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut summaries = Vec::with_capacity(participants.len());
-            for participant in participants {
-                let room = conn
-                    .prepare_cached(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = ?1"))?
-                    .query_row([&participant.room], room_from_row)
-                    .optional()?;
-                let Some(room) = room else { continue };
+            let mut summaries = Vec::with_capacity(rooms.len());
+            for (participant, room_no, room) in rooms {
                 let last_message = conn
                     .prepare_cached(&format!(
                         "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
-                         WHERE m.room_no = {ROOM_NO} AND m.seq >= ?2
+                         WHERE m.room_no = ?1 AND m.seq >= ?2
                          ORDER BY m.seq DESC LIMIT 1"
                     ))?
-                    .query_row(params![participant.room, participant.first_seq], |row| {
+                    .query_row(params![room_no, participant.first_seq], |row| {
                         message_from_row(&participant.room, row)
                     })
                     .optional()?;
@@ -1052,12 +1057,17 @@ fn participant_from_row(row: &Row<'_>) -> rusqlite::Result<Participant> {
 }
 
 fn room_from_row(row: &Row<'_>) -> rusqlite::Result<RoomInfo> {
+    room_from_row_at(row, 0)
+}
+
+/// A room from the [`ROOM_COLUMNS`] that start at column `first`.
+fn room_from_row_at(row: &Row<'_>, first: usize) -> rusqlite::Result<RoomInfo> {
     Ok(RoomInfo {
-        id: row.get(0)?,
-        created_at: row.get(1)?,
-        last_message_at: row.get(2)?,
-        message_count: row.get(3)?,
-        next_seq: row.get(4)?,
+        id: row.get(first)?,
+        created_at: row.get(first + 1)?,
+        last_message_at: row.get(first + 2)?,
+        message_count: row.get(first + 3)?,
+        next_seq: row.get(first + 4)?,
     })
 }
 
