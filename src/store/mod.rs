@@ -321,11 +321,12 @@ fn newest_activity_first(summaries: &mut [RoomSummary]) {
 
 /// The id of the message `seq` of `room`.
 pub fn message_id(room: &str, seq: i64) -> String {
-    use std::fmt::Write as _;
-    let mut id = String::with_capacity(room.len() + 21);
+    let mut buf = itoa::Buffer::new();
+    let seq = buf.format(seq);
+    let mut id = String::with_capacity(room.len() + 1 + seq.len());
     id.push_str(room);
     id.push(':');
-    let _ = write!(id, "{seq}");
+    id.push_str(seq);
     id
 }
 
@@ -365,6 +366,13 @@ fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_id_is_its_room_and_seq() {
+        assert_eq!(message_id("r00m-id_x", 1), "r00m-id_x:1");
+        assert_eq!(message_id("r", 9_007_199_254_740_993), "r:9007199254740993");
+        assert_eq!(message_id("r", i64::MIN), format!("r:{}", i64::MIN));
+    }
 
     #[test]
     fn credentials_are_hidden_from_error_messages() {
