@@ -510,14 +510,68 @@ struct LoginReply {
     more: bool,
 }
 
-/// A `msg` payload as sent: its fields are parsed only once they are known to be there
-/// (the seed's client also sends `user` and `img`, which are skipped unparsed).
+/// A `msg` payload as sent, read in one pass (the seed's client also sends `user` and
+/// `img`, which are skipped unparsed).
 #[derive(Deserialize)]
 struct MsgPayload<'a> {
     #[serde(borrow)]
-    msg: Option<&'a serde_json::value::RawValue>,
+    msg: Option<TextField<'a>>,
     #[serde(borrow)]
     cid: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A field that should hold text: the string (borrowed from the payload unless it has
+/// escapes), or the fact that it holds some other JSON value.
+enum TextField<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    NotText,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TextField<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        use std::borrow::Cow;
+        struct AnyValue<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for AnyValue<'a> {
+            type Value = TextField<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(TextField::Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(TextField::Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok(TextField::Text(Cow::Owned(s)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(TextField::NotText)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(TextField::NotText)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(TextField::NotText)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(TextField::NotText)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(TextField::NotText)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TextField::NotText)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TextField::NotText)
+            }
+        }
+        d.deserialize_any(AnyValue(std::marker::PhantomData))
+    }
 }
 
 async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
@@ -611,10 +665,7 @@ impl WriteJson for Receive<'_> {
 }
 
 /// A `msg`'s payload, checked: the message to store, or why it is refused.
-fn checked_message(
-    conn: &Conn,
-    args: &[Box<serde_json::value::RawValue>],
-) -> Result<NewMessage, ChatError> {
+fn checked_message(conn: &Conn, args: &[crate::socketio::RawArg]) -> Result<NewMessage, ChatError> {
     {
         let mut st = conn.state();
         if !st.bucket.take() {
@@ -628,16 +679,9 @@ fn checked_message(
         .first()
         .and_then(|raw| serde_json::from_str(raw.get()).ok())
         .ok_or_else(|| ChatError::InvalidMessage("msg needs {msg: text}".into()))?;
-    // A JSON string: borrowed as it is, or unescaped once if it has escapes.
-    let text = payload
-        .msg
-        .and_then(|raw| match serde_json::from_str::<&str>(raw.get()) {
-            Ok(s) => Some(std::borrow::Cow::Borrowed(s)),
-            Err(_) => serde_json::from_str::<String>(raw.get())
-                .ok()
-                .map(std::borrow::Cow::Owned),
-        })
-        .ok_or_else(|| ChatError::InvalidMessage("msg needs a text".into()))?;
+    let Some(TextField::Text(text)) = payload.msg else {
+        return Err(ChatError::InvalidMessage("msg needs a text".into()));
+    };
     let text = MessageText::parse(&text)?;
     let client_id = match payload.cid.map(|raw| serde_json::from_str(raw.get())) {
         None | Some(Ok(serde_json::Value::Null)) => None,
@@ -812,6 +856,50 @@ mod tests {
         let mut out = Vec::new();
         data.write_json(&mut out);
         String::from_utf8(out).expect("UTF-8")
+    }
+
+    /// The `msg` field as `checked_message` reads it: `Some(text)`, `Some(None)` for a
+    /// value that is not text, `None` for a payload that is not an object.
+    fn msg_field(json: &str) -> Option<Option<String>> {
+        let payload: MsgPayload<'_> = serde_json::from_str(json).ok()?;
+        Some(match payload.msg {
+            Some(TextField::Text(text)) => Some(text.into_owned()),
+            Some(TextField::NotText) | None => None,
+        })
+    }
+
+    #[test]
+    fn a_msg_payload_is_read_in_one_pass() {
+        let plain = r#"{"msg":"hi there","user":"u","img":"i"}"#;
+        let payload: MsgPayload<'_> = serde_json::from_str(plain).unwrap();
+        assert!(matches!(
+            payload.msg,
+            Some(TextField::Text(std::borrow::Cow::Borrowed("hi there")))
+        ));
+        assert_eq!(
+            msg_field(r#"{"msg":"a\nb \u00e9\"q\""}"#),
+            Some(Some("a\nb é\"q\"".to_owned()))
+        );
+        for not_text in [
+            r#"{"msg":12}"#,
+            r#"{"msg":-1.5e3}"#,
+            r#"{"msg":true}"#,
+            r#"{"msg":null}"#,
+            r#"{"msg":{"a":[1,{"b":"c"}]},"cid":"x"}"#,
+            r#"{"msg":["t"]}"#,
+            r#"{"cid":"x"}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(msg_field(not_text), Some(None), "{not_text}");
+        }
+        for not_a_payload in [
+            r#""text""#,
+            "[1]",
+            r#"{"msg":"a","msg":"b"}"#,
+            r#"{"msg":"a""#,
+        ] {
+            assert_eq!(msg_field(not_a_payload), None, "{not_a_payload}");
+        }
     }
 
     proptest! {
