@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
-use serde_json::value::RawValue;
 use tete::engineio::{
     AllowedOrigins, CloseReason, Engine, EngineConfig, EngineHandler, EngineSocket, HandlerFuture,
     Message,
 };
-use tete::socketio::{NamespaceBuilder, Socket, SocketIo, SocketIoConfig};
+use tete::socketio::{NamespaceBuilder, RawArg, Socket, SocketIo, SocketIoConfig};
 
 /// Engine.IO echo: every message goes straight back.
 struct Echo;
@@ -35,11 +34,10 @@ impl EngineHandler for Echo {
 
 fn handlers(ns: NamespaceBuilder) -> NamespaceBuilder {
     ns.on_connection(|socket: Socket| async move {
-        let empty = RawValue::from_string("{}".into()).ok();
         let auth = socket
             .auth()
-            .map(|a| a.to_owned())
-            .or(empty)
+            .map(RawArg::from)
+            .or_else(|| RawArg::parse("{}"))
             .into_iter()
             .collect::<Vec<_>>();
         let _ = socket.emit_raw("auth", &auth, Vec::new());

@@ -13,7 +13,8 @@
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
-use smallvec::SmallVec;
+
+use super::json::{self, RawArg};
 
 /// The main namespace.
 pub const MAIN_NAMESPACE: &str = "/";
@@ -35,14 +36,14 @@ pub enum Packet<'a> {
         id: Option<u64>,
         event: Cow<'a, str>,
         /// The arguments after the event name, as raw JSON.
-        args: Vec<Box<RawValue>>,
+        args: Vec<RawArg>,
         /// How many binary attachments follow (0 for a plain EVENT).
         attachments: usize,
     },
     Ack {
         nsp: Cow<'a, str>,
         id: u64,
-        args: Vec<Box<RawValue>>,
+        args: Vec<RawArg>,
         attachments: usize,
     },
     ConnectError {
@@ -159,13 +160,13 @@ impl<'a> Packet<'a> {
                 } else {
                     "BINARY_EVENT"
                 };
-                let args = split_args(data).ok_or(DecodeError::Payload(name))?;
+                let args = json::split_array(data).ok_or(DecodeError::Payload(name))?;
                 let (first, rest) = args.split_first().ok_or(DecodeError::Payload(name))?;
-                let event = match serde_json::from_str::<&'a str>(first.get()) {
-                    Ok(plain) => Cow::Borrowed(plain),
+                let event = match json::plain_str(first) {
+                    Some(plain) => Cow::Borrowed(plain),
                     // A name with escapes is unescaped into its own string.
-                    Err(_) => Cow::Owned(
-                        serde_json::from_str::<String>(first.get())
+                    None => Cow::Owned(
+                        serde_json::from_str::<String>(first)
                             .map_err(|_| DecodeError::Payload(name))?,
                     ),
                 };
@@ -173,18 +174,18 @@ impl<'a> Packet<'a> {
                     nsp,
                     id,
                     event,
-                    args: rest.iter().map(|arg| (*arg).to_owned()).collect(),
+                    args: json::args_of(rest),
                     attachments,
                 })
             }
             b'3' | b'6' => {
                 let name = if kind == b'3' { "ACK" } else { "BINARY_ACK" };
                 let id = id.ok_or(DecodeError::AckId)?;
-                let args = split_args(data).ok_or(DecodeError::Payload(name))?;
+                let args = json::split_array(data).ok_or(DecodeError::Payload(name))?;
                 Ok(Packet::Ack {
                     nsp,
                     id,
-                    args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+                    args: json::args_of(&args),
                     attachments,
                 })
             }
@@ -235,35 +236,6 @@ impl<'a> Packet<'a> {
             },
         }
     }
-}
-
-/// The elements of a JSON array, each borrowed from `data` as raw JSON; `None` when
-/// `data` is not one array. Up to four fit without an allocation.
-fn split_args(data: &str) -> Option<SmallVec<[&RawValue; 4]>> {
-    struct Args<'de>(SmallVec<[&'de RawValue; 4]>);
-    impl<'de> serde::Deserialize<'de> for Args<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Elements;
-            impl<'de> serde::de::Visitor<'de> for Elements {
-                type Value = Args<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an array")
-                }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                    self,
-                    mut seq: A,
-                ) -> Result<Args<'de>, A::Error> {
-                    let mut out = SmallVec::new();
-                    while let Some(arg) = seq.next_element::<&'de RawValue>()? {
-                        out.push(arg);
-                    }
-                    Ok(Args(out))
-                }
-            }
-            d.deserialize_seq(Elements)
-        }
-    }
-    serde_json::from_str::<Args<'_>>(data).ok().map(|a| a.0)
 }
 
 fn raw(data: &str) -> Option<Box<RawValue>> {
@@ -521,7 +493,7 @@ fn with_scratch(
 }
 
 /// Writes `["event",arg1,arg2…]` from raw JSON arguments.
-pub fn write_event_array(out: &mut String, event: &str, args: &[Box<RawValue>]) {
+pub fn write_event_array(out: &mut String, event: &str, args: &[RawArg]) {
     out.push('[');
     push_json_string(out, event);
     for arg in args {
@@ -532,7 +504,7 @@ pub fn write_event_array(out: &mut String, event: &str, args: &[Box<RawValue>]) 
 }
 
 /// Writes `[arg1,arg2…]` from raw JSON arguments.
-pub fn write_args_array(out: &mut String, args: &[Box<RawValue>]) {
+pub fn write_args_array(out: &mut String, args: &[RawArg]) {
     out.push('[');
     for (i, arg) in args.iter().enumerate() {
         if i > 0 {
@@ -620,8 +592,8 @@ mod tests {
         }
     }
 
-    fn args(json: &str) -> Vec<Box<RawValue>> {
-        serde_json::from_str(json).unwrap()
+    fn args(json: &str) -> Vec<RawArg> {
+        json::args_of(&json::split_array(json).unwrap())
     }
 
     #[test]
@@ -813,9 +785,9 @@ mod tests {
             nums in proptest::collection::vec(any::<i32>(), 0..4),
         ) {
             let nsp = if nsp.is_empty() { "/".to_string() } else { nsp };
-            let raw: Vec<Box<RawValue>> = nums
+            let raw: Vec<RawArg> = nums
                 .iter()
-                .map(|n| RawValue::from_string(n.to_string()).unwrap())
+                .map(|n| RawArg::parse(&n.to_string()).unwrap())
                 .collect();
             let wire = encode_event_with(&nsp, id, 0, |o| write_event_array(o, &event, &raw));
             match Packet::decode(&wire).unwrap() {

@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use super::adapter::{BroadcastOptions, OutgoingPacket, Room};
+use super::json::RawArg;
 use super::namespace::Namespace;
 use super::packet::{self, WriteJson};
 use crate::engineio::{EngineSocket, Sid};
@@ -78,7 +79,7 @@ pub enum ArgError {
 /// The arguments of an acknowledgement, as raw JSON plus binary attachments.
 #[derive(Debug)]
 pub struct AckResponse {
-    pub args: Vec<Box<RawValue>>,
+    pub args: Vec<RawArg>,
     pub binary: Vec<Bytes>,
 }
 
@@ -89,7 +90,7 @@ impl AckResponse {
     }
 }
 
-fn parse_arg<T: DeserializeOwned>(args: &[Box<RawValue>], index: usize) -> Result<T, ArgError> {
+fn parse_arg<T: DeserializeOwned>(args: &[RawArg], index: usize) -> Result<T, ArgError> {
     let raw = args.get(index).ok_or(ArgError::Missing(index))?;
     serde_json::from_str(raw.get()).map_err(|source| ArgError::Invalid { index, source })
 }
@@ -206,7 +207,7 @@ impl Socket {
     pub fn emit_raw(
         &self,
         event: &str,
-        args: &[Box<RawValue>],
+        args: &[RawArg],
         binary: Vec<Bytes>,
     ) -> Result<(), EmitError> {
         let text = packet::encode_event_with(self.0.ns.name(), None, binary.len(), |o| {
@@ -377,7 +378,7 @@ impl Broadcast {
 pub struct Event {
     /// Shared with the namespace's registration of the event.
     pub name: Arc<str>,
-    pub args: Vec<Box<RawValue>>,
+    pub args: Vec<RawArg>,
     pub binary: Vec<Bytes>,
     pub ack: Option<AckSender>,
 }
@@ -414,7 +415,7 @@ impl AckSender {
     }
 
     /// Acknowledges with raw JSON arguments and binary attachments.
-    pub fn send_raw(self, args: &[Box<RawValue>], binary: Vec<Bytes>) -> Result<(), EmitError> {
+    pub fn send_raw(self, args: &[RawArg], binary: Vec<Bytes>) -> Result<(), EmitError> {
         let text = packet::encode_ack_with(self.socket.0.ns.name(), self.id, binary.len(), |o| {
             packet::write_args_array(o, args)
         });

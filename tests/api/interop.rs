@@ -12,10 +12,9 @@ use actix_web::{App, HttpServer};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
-use serde_json::value::RawValue;
 use tete::engineio::{Engine, EngineConfig};
 use tete::socketio::{
-    ConnectRefusal, ConnectRequest, NamespaceBuilder, Socket, SocketIo, SocketIoConfig,
+    ConnectRefusal, ConnectRequest, NamespaceBuilder, RawArg, Socket, SocketIo, SocketIoConfig,
 };
 
 use crate::node::{NodeOutcome, NodeProcess, run_node};
@@ -173,13 +172,13 @@ fn handlers(ns: NamespaceBuilder) -> NamespaceBuilder {
         })
 }
 
-fn number(n: u64) -> Box<RawValue> {
-    serde_json::value::to_raw_value(&n).expect("a number is JSON")
+fn number(n: u64) -> RawArg {
+    RawArg::parse(&n.to_string()).expect("a number is JSON")
 }
 
 /// The JSON stand-in of the `num`-th binary attachment.
-fn placeholder(num: usize) -> Box<RawValue> {
-    serde_json::value::to_raw_value(&json!({ "_placeholder": true, "num": num }))
+fn placeholder(num: usize) -> RawArg {
+    RawArg::parse(&json!({ "_placeholder": true, "num": num }).to_string())
         .expect("a placeholder is JSON")
 }
 
