@@ -605,7 +605,7 @@ impl Reply {
 /// after a quiet spell commits at once.
 fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut authors = AuthorCache::default();
+    let mut memory = WriterMemory::default();
     let mut last_commit: Option<Instant> = None;
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -615,7 +615,7 @@ fn run_writer(mut conn: Connection, mut queue: mpsc::Receiver<WriteOp>) {
             thread::sleep(GATHER_WINDOW);
             drain_into(&mut queue, &mut batch);
         }
-        apply_batch(&mut conn, &mut authors, &mut batch);
+        apply_batch(&mut conn, &mut memory, &mut batch);
         last_commit = Some(Instant::now());
     }
 }
@@ -631,20 +631,23 @@ fn drain_into(queue: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>) {
 }
 
 /// Applies `batch` (emptying it) in one transaction, then answers every caller.
-fn apply_batch(conn: &mut Connection, authors: &mut AuthorCache, batch: &mut Vec<WriteOp>) {
+fn apply_batch(conn: &mut Connection, memory: &mut WriterMemory, batch: &mut Vec<WriteOp>) {
     let mut handoff = Handoff::default();
-    answer_batch(conn, authors, batch, &mut handoff);
+    answer_batch(conn, memory, batch, &mut handoff);
     handoff.deliver();
 }
 
 /// Applies `batch` (emptying it) in one transaction; completions go into `handoff`.
 fn answer_batch(
     conn: &mut Connection,
-    authors: &mut AuthorCache,
+    memory: &mut WriterMemory,
     batch: &mut Vec<WriteOp>,
     handoff: &mut Handoff,
 ) {
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+    let tx = match conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .and_then(|tx| memory.check(&tx).map(|()| tx))
+    {
         Ok(tx) => tx,
         Err(e) => {
             let error = unavailable(e);
@@ -654,7 +657,7 @@ fn answer_batch(
             return;
         }
     };
-    let mut rooms = RoomCache::default();
+    let WriterMemory { rooms, authors, .. } = memory;
     let mut held = Held::default();
     let mut done = Vec::with_capacity(batch.len());
     let mut failure = None;
@@ -663,7 +666,7 @@ fn answer_batch(
             done.push((reply, None));
             continue;
         }
-        match apply(&tx, &mut rooms, authors, &mut held, request) {
+        match apply(&tx, rooms, authors, &mut held, request) {
             Ok(outcome) => done.push((reply, Some(outcome))),
             Err(error) => {
                 done.push((reply, None));
@@ -687,8 +690,10 @@ fn answer_batch(
             }
         }
         Err(e) => {
-            // Authors numbered in the rolled-back transaction are gone with it.
+            // Authors numbered and room counters moved in the rolled-back transaction
+            // are gone with it.
             authors.clear();
+            rooms.clear();
             tracing::warn!(error = %e, "SQLite write batch failed; its callers get store_unavailable");
             let error = unavailable(e);
             done.into_iter()
@@ -729,11 +734,41 @@ struct Held<'tx> {
     insert_message: Option<rusqlite::CachedStatement<'tx>>,
 }
 
-/// The rooms touched by the current batch: their counters are kept here and written
-/// once per room at the end of the batch.
+/// What the writer remembers between batches, and the database version it is right for.
+#[derive(Default)]
+struct WriterMemory {
+    rooms: RoomCache,
+    authors: AuthorCache,
+    /// `PRAGMA data_version` when the last batch began: it moves only when another
+    /// connection (another process on the same file) commits.
+    data_version: Option<i64>,
+}
+
+impl WriterMemory {
+    /// At the start of a batch, inside its transaction: forgets the rooms' counters if
+    /// another connection has written since the last batch (they may have moved).
+    fn check(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        if self.data_version != Some(version) {
+            self.rooms.clear();
+            self.data_version = Some(version);
+        }
+        if self.rooms.rooms.len() > RoomCache::MAX_ROOMS {
+            self.rooms.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The rooms' counters (`next_seq`, `message_count`, `last_message_at`), kept across
+/// batches: read once per room (not once per room and batch), moved by each message,
+/// and written once per room at the end of each batch that moved them. Only this
+/// writer changes them while `data_version` stands still; a failed batch forgets them.
 #[derive(Default)]
 struct RoomCache {
-    rooms: HashMap<String, CachedRoom>,
+    rooms: HashMap<Arc<str>, CachedRoom>,
+    /// The rooms whose counters this batch moved.
+    dirty: Vec<Arc<str>>,
 }
 
 struct CachedRoom {
@@ -745,6 +780,14 @@ struct CachedRoom {
 }
 
 impl RoomCache {
+    /// Beyond this many rooms the memory starts again from nothing.
+    const MAX_ROOMS: usize = 64 * 1024;
+
+    fn clear(&mut self) {
+        self.rooms.clear();
+        self.dirty.clear();
+    }
+
     fn get<'a>(
         &'a mut self,
         tx: &Transaction<'_>,
@@ -767,7 +810,7 @@ impl RoomCache {
                 })
                 .optional()?;
             match loaded {
-                Some(cached) => self.rooms.insert(room.to_owned(), cached),
+                Some(cached) => self.rooms.insert(room.into(), cached),
                 None => return Ok(None),
             };
         }
@@ -777,7 +820,7 @@ impl RoomCache {
     /// Remembers a room this batch has just created.
     fn insert_new(&mut self, room: &str, room_no: i64) {
         self.rooms.insert(
-            room.to_owned(),
+            room.into(),
             CachedRoom {
                 room_no,
                 next_seq: 1,
@@ -788,18 +831,26 @@ impl RoomCache {
         );
     }
 
+    /// Writes the counters this batch moved (a room erased since has none to write).
     fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
         let mut update = tx.prepare_cached(
             "UPDATE rooms SET next_seq = ?2, message_count = ?3, last_message_at = ?4
              WHERE room_no = ?1",
         )?;
-        for room in self.rooms.values().filter(|room| room.dirty) {
+        for id in self.dirty.drain(..) {
+            let Some(room) = self.rooms.get_mut(&id) else {
+                continue;
+            };
             update.execute(params![
                 room.room_no,
                 room.next_seq,
                 room.message_count,
                 room.last_message_at
             ])?;
+            room.dirty = false;
         }
         Ok(())
     }
@@ -993,7 +1044,9 @@ fn append<'tx>(
     room.next_seq += 1;
     room.message_count += 1;
     room.last_message_at = Some(room.last_message_at.map_or(now_ms, |at| at.max(now_ms)));
-    room.dirty = true;
+    if !std::mem::replace(&mut room.dirty, true) {
+        rooms.dirty.push(Arc::clone(&msg.room));
+    }
     Ok(Ok(StoredMessage {
         id: message_id(&msg.room, seq),
         seq,

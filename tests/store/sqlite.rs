@@ -231,6 +231,65 @@ async fn an_author_numbered_in_a_rolled_back_batch_is_forgotten() {
     );
 }
 
+/// The writer keeps a room's counters between batches; a batch that moved them and then
+/// failed is rolled back, and the next message must take the seq it would have taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_counters_moved_in_a_rolled_back_batch_are_forgotten() {
+    let dir = temp_dir();
+    let path = dir.path().join("tete.db");
+    let store = Store::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .expect("opens");
+    let room = room_id();
+    store
+        .join(&room, joining("ann"), NOW)
+        .await
+        .expect("joined");
+    let other = rusqlite::Connection::open(&path).expect("opens");
+    other
+        .execute_batch(
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.text = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
+        )
+        .expect("trigger");
+    // After this batch the writer knows the room's counters, and nobody else writes
+    // again: only the writer's own rollback can tell it they moved back.
+    let first = store
+        .append(message(&room, "ann", "first", None), NOW)
+        .await
+        .expect("stored");
+    assert_eq!(first.seq, 1);
+    // A lock without a write holds the writer on a batch of its own ("held"), while
+    // "second" and the refused one queue up behind it: they make the next batch.
+    other.execute_batch("BEGIN IMMEDIATE").expect("locks");
+    let send = |text: &'static str| {
+        let (store, room) = (store.clone(), room.clone());
+        tokio::spawn(async move { store.append(message(&room, "ann", text, None), NOW).await })
+    };
+    let held = send("held");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = send("second");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let boom = send("boom");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.execute_batch("COMMIT").expect("unlocks");
+    assert_eq!(held.await.expect("ran").expect("stored").seq, 2);
+    let second = second.await.expect("ran");
+    assert!(
+        matches!(second, Err(StoreError::Unavailable(_))),
+        "{second:?}"
+    );
+    let boom = boom.await.expect("ran");
+    assert!(matches!(boom, Err(StoreError::Unavailable(_))), "{boom:?}");
+    let third = store
+        .append(message(&room, "ann", "third", None), NOW)
+        .await
+        .expect("stored");
+    assert_eq!(third.seq, 3, "no seq was lost to the rolled-back batch");
+    let info = store.room(&room).await.expect("read").expect("exists");
+    assert_eq!((info.next_seq, info.message_count), (4, 3));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_file_keep_seq_gap_free() {
     // The writer keeps room counters between batches; another writer on the same file
