@@ -626,18 +626,23 @@ struct MsgAck<'a> {
 }
 
 impl WriteJson for MsgAck<'_> {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(if self.ok {
-            b"{\"ok\":true,\"id\":"
+    fn write_json(&self, out: &mut String) {
+        out.push_str(if self.ok {
+            "{\"ok\":true,\"id\":"
         } else {
-            b"{\"ok\":false,\"id\":"
+            "{\"ok\":false,\"id\":"
         });
         write_json_str(out, self.id);
-        out.extend_from_slice(b",\"seq\":");
+        out.push_str(",\"seq\":");
         write_json_i64(out, self.seq);
-        out.extend_from_slice(b",\"ts\":");
+        out.push_str(",\"ts\":");
         write_json_i64(out, self.ts);
-        out.push(b'}');
+        out.push('}');
+    }
+
+    fn len_hint(&self) -> usize {
+        // Keys, quotes and punctuation (33), the id, two numbers of up to 20 characters.
+        33 + self.id.len() + 40
     }
 }
 
@@ -646,21 +651,28 @@ impl WriteJson for MsgAck<'_> {
 struct Receive<'a>(&'a StoredMessage);
 
 impl WriteJson for Receive<'_> {
-    fn write_json(&self, out: &mut Vec<u8>) {
+    fn write_json(&self, out: &mut String) {
         let m = self.0;
-        out.extend_from_slice(b"{\"id\":");
+        out.push_str("{\"id\":");
         write_json_str(out, &m.id);
-        out.extend_from_slice(b",\"seq\":");
+        out.push_str(",\"seq\":");
         write_json_i64(out, m.seq);
-        out.extend_from_slice(b",\"msg\":");
+        out.push_str(",\"msg\":");
         write_json_str(out, &m.msg);
-        out.extend_from_slice(b",\"user\":");
+        out.push_str(",\"user\":");
         write_json_str(out, &m.user);
-        out.extend_from_slice(b",\"img\":");
+        out.push_str(",\"img\":");
         write_json_str(out, &m.img);
-        out.extend_from_slice(b",\"ts\":");
+        out.push_str(",\"ts\":");
         write_json_i64(out, m.ts);
-        out.push(b'}');
+        out.push('}');
+    }
+
+    fn len_hint(&self) -> usize {
+        let m = self.0;
+        // Keys, quotes and punctuation (50), the strings unescaped, two numbers of up to
+        // 20 characters.
+        50 + m.id.len() + m.msg.len() + m.user.len() + m.img.len() + 40
     }
 }
 
@@ -853,9 +865,16 @@ mod tests {
     use proptest::prelude::*;
 
     fn written(data: &dyn WriteJson) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         data.write_json(&mut out);
-        String::from_utf8(out).expect("UTF-8")
+        // The hint is a size to start from: it may be short only for escaped text.
+        let hint = data.len_hint();
+        assert!(
+            out.len() <= hint || out.contains('\\'),
+            "{} > {hint}: {out}",
+            out.len()
+        );
+        out
     }
 
     /// The `msg` field as `checked_message` reads it: `Some(text)`, `Some(None)` for a

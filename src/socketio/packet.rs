@@ -244,10 +244,7 @@ fn raw(data: &str) -> Option<Box<RawValue>> {
 
 /// Writes the header of a packet: type, attachments, namespace, ack id.
 fn header(out: &mut String, kind: u8, attachments: usize, nsp: &str, id: Option<u64>) {
-    // Every piece is ASCII or the namespace's own text: nothing is ever replaced.
-    write_header(kind, attachments, nsp, id, |piece| {
-        out.push_str(&String::from_utf8_lossy(piece))
-    });
+    write_header(kind, attachments, nsp, id, |piece| out.push_str(piece));
 }
 
 /// The header's pieces, in order, for a text or a byte buffer alike.
@@ -256,20 +253,26 @@ fn write_header(
     attachments: usize,
     nsp: &str,
     id: Option<u64>,
-    mut push: impl FnMut(&[u8]),
+    mut push: impl FnMut(&str),
 ) {
-    push(&[kind]);
+    push(packet_type(kind));
     if attachments > 0 {
-        push(itoa::Buffer::new().format(attachments).as_bytes());
-        push(b"-");
+        push(itoa::Buffer::new().format(attachments));
+        push("-");
     }
     if nsp != MAIN_NAMESPACE {
-        push(nsp.as_bytes());
-        push(b",");
+        push(nsp);
+        push(",");
     }
     if let Some(id) = id {
-        push(itoa::Buffer::new().format(id).as_bytes());
+        push(itoa::Buffer::new().format(id));
     }
+}
+
+/// The digit of a packet type (`b'0'`…`b'6'`) as text.
+fn packet_type(kind: u8) -> &'static str {
+    const DIGITS: [&str; 7] = ["0", "1", "2", "3", "4", "5", "6"];
+    DIGITS[usize::from(kind.saturating_sub(b'0')).min(6)]
 }
 
 /// `0/nsp,{"sid":…}`: the namespace accepted the client.
@@ -355,33 +358,49 @@ pub fn encode_ack_json<T: serde::Serialize + ?Sized>(
 /// (every key and string value escaped byte by byte) cost more than the rest of the
 /// packet. [`write_json_str`] writes a string value.
 pub trait WriteJson {
-    fn write_json(&self, out: &mut Vec<u8>);
+    fn write_json(&self, out: &mut String);
+
+    /// About how many bytes [`WriteJson::write_json`] appends: the packet is allocated
+    /// once at that size plus its header (a short guess only costs a reallocation).
+    fn len_hint(&self) -> usize {
+        64
+    }
 }
 
+/// Room for a packet's header and brackets beside its namespace and event name.
+const HEADER_ROOM: usize = 32;
+
 /// An EVENT `["event",data]` (or, with `id`, one that asks for an ack) with `data`
-/// written by itself.
+/// written by itself, straight into a string of about its size.
 pub fn encode_event_written(
     nsp: &str,
     id: Option<u64>,
     event: &str,
     data: &dyn WriteJson,
 ) -> Result<String, serde_json::Error> {
-    event_packet(nsp, id, event, |buf| {
-        data.write_json(buf);
-        Ok(())
-    })
+    let mut out = String::with_capacity(nsp.len() + event.len() + HEADER_ROOM + data.len_hint());
+    header(&mut out, b'2', 0, nsp, id);
+    out.push('[');
+    write_json_str(&mut out, event);
+    out.push(',');
+    data.write_json(&mut out);
+    out.push(']');
+    Ok(out)
 }
 
-/// An ACK `[data]` with `data` written by itself.
+/// An ACK `[data]` with `data` written by itself, straight into a string of about its
+/// size.
 pub fn encode_ack_written(
     nsp: &str,
     id: u64,
     data: &dyn WriteJson,
 ) -> Result<String, serde_json::Error> {
-    ack_packet(nsp, id, |buf| {
-        data.write_json(buf);
-        Ok(())
-    })
+    let mut out = String::with_capacity(nsp.len() + HEADER_ROOM + data.len_hint());
+    header(&mut out, b'3', 0, nsp, Some(id));
+    out.push('[');
+    data.write_json(&mut out);
+    out.push(']');
+    Ok(out)
 }
 
 /// `2/nsp,id["event",data]` in the scratch buffer, `data` written by `write_data`.
@@ -392,9 +411,11 @@ fn event_packet(
     write_data: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
 ) -> Result<String, serde_json::Error> {
     with_scratch(|buf| {
-        write_header(b'2', 0, nsp, id, |piece| buf.extend_from_slice(piece));
+        write_header(b'2', 0, nsp, id, |piece| {
+            buf.extend_from_slice(piece.as_bytes())
+        });
         buf.push(b'[');
-        write_json_str(buf, event);
+        serde_json::to_writer(&mut *buf, event)?;
         buf.push(b',');
         write_data(buf)?;
         buf.push(b']');
@@ -409,7 +430,9 @@ fn ack_packet(
     write_data: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
 ) -> Result<String, serde_json::Error> {
     with_scratch(|buf| {
-        write_header(b'3', 0, nsp, Some(id), |piece| buf.extend_from_slice(piece));
+        write_header(b'3', 0, nsp, Some(id), |piece| {
+            buf.extend_from_slice(piece.as_bytes())
+        });
         buf.push(b'[');
         write_data(buf)?;
         buf.push(b']');
@@ -420,15 +443,15 @@ fn ack_packet(
 /// Appends `s` as a JSON string literal, exactly as serde_json writes it. A string with
 /// nothing to escape (no `"`, `\` or control character: the usual case) is copied as
 /// it is after one branch-free scan.
-pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+pub fn write_json_str(out: &mut String, s: &str) {
     if is_plain(s.as_bytes()) {
         out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
     } else {
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        // A string always serializes; the rare text with escapes gets its own buffer.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
     }
 }
 
@@ -457,8 +480,8 @@ fn is_plain(bytes: &[u8]) -> bool {
 }
 
 /// Appends the decimal digits of `n` (a JSON number).
-pub fn write_json_i64(out: &mut Vec<u8>, n: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+pub fn write_json_i64(out: &mut String, n: i64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Builds a packet in this thread's scratch buffer, then copies it into a string of
@@ -531,12 +554,12 @@ mod tests {
     proptest! {
         #[test]
         fn written_strings_and_numbers_match_serde_json(s in "\\PC*|[\\x00-\\x7f]*", n: i64) {
-            let mut out = Vec::new();
+            let mut out = String::new();
             write_json_str(&mut out, &s);
-            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&s).unwrap());
-            let mut out = Vec::new();
+            prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
+            let mut out = String::new();
             write_json_i64(&mut out, n);
-            prop_assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+            prop_assert_eq!(out, n.to_string());
         }
     }
 
@@ -567,12 +590,12 @@ mod tests {
     fn written_payloads_make_the_same_packets_as_serialized_ones() {
         struct Pair<'a>(&'a str, i64);
         impl WriteJson for Pair<'_> {
-            fn write_json(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(b"{\"s\":");
+            fn write_json(&self, out: &mut String) {
+                out.push_str("{\"s\":");
                 write_json_str(out, self.0);
-                out.extend_from_slice(b",\"n\":");
+                out.push_str(",\"n\":");
                 write_json_i64(out, self.1);
-                out.push(b'}');
+                out.push('}');
             }
         }
         for (s, n) in [
