@@ -28,6 +28,33 @@ async fn two_processes_with_ann() -> (TempDir, String, Store, Store) {
     (dir, room, one, two)
 }
 
+/// A store on a fresh file, a room and the people who joined it.
+async fn store_with(people: &[&str]) -> (TempDir, std::path::PathBuf, Store, String) {
+    let dir = temp_dir();
+    let path = dir.path().join("tete.db");
+    let store = Store::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .expect("opens");
+    let room = room_id();
+    for who in people {
+        store.join(&room, joining(who), NOW).await.expect("joined");
+    }
+    (dir, path, store, room)
+}
+
+/// Another process on the file at `path`, which makes the text `boom` fail inside the
+/// transaction that stores it.
+fn refusing_boom(path: &std::path::Path) -> rusqlite::Connection {
+    let other = rusqlite::Connection::open(path).expect("opens");
+    other
+        .execute_batch(
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.text = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
+        )
+        .expect("trigger");
+    other
+}
+
 #[tokio::test]
 async fn the_database_file_and_its_directory_are_created_on_first_start() {
     let dir = temp_dir();
@@ -123,16 +150,7 @@ async fn a_database_from_a_newer_tete_is_refused() {
 /// fail; the writer survives it and the next write goes through with the next seq.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_batch_fails_its_callers_and_the_writer_recovers() {
-    let dir = temp_dir();
-    let path = dir.path().join("tete.db");
-    let store = Store::connect(&format!("sqlite:{}", path.display()))
-        .await
-        .expect("opens");
-    let room = room_id();
-    store
-        .join(&room, joining("ann"), NOW)
-        .await
-        .expect("joined");
+    let (_dir, path, store, room) = store_with(&["ann"]).await;
     store
         .append(message(&room, "ann", "before", None), NOW)
         .await
@@ -170,23 +188,8 @@ async fn a_failed_batch_fails_its_callers_and_the_writer_recovers() {
 /// the writer must not remember that number (the next message would point at no one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_author_numbered_in_a_rolled_back_batch_is_forgotten() {
-    let dir = temp_dir();
-    let path = dir.path().join("tete.db");
-    let store = Store::connect(&format!("sqlite:{}", path.display()))
-        .await
-        .expect("opens");
-    let room = room_id();
-    for who in ["ann", "bob"] {
-        store.join(&room, joining(who), NOW).await.expect("joined");
-    }
-    // Another process makes one text fail inside the transaction.
-    let other = rusqlite::Connection::open(&path).expect("opens");
-    other
-        .execute_batch(
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.text = 'boom'
-             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
-        )
-        .expect("trigger");
+    let (_dir, path, store, room) = store_with(&["ann", "bob"]).await;
+    let other = refusing_boom(&path);
     // While it holds the write lock, ann's message waits for the writer and bob's first
     // message and the refused one queue up behind it: they make the next batch.
     other.execute_batch("BEGIN IMMEDIATE").expect("locks");
@@ -235,23 +238,8 @@ async fn an_author_numbered_in_a_rolled_back_batch_is_forgotten() {
 /// failed is rolled back, and the next message must take the seq it would have taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_counters_moved_in_a_rolled_back_batch_are_forgotten() {
-    let dir = temp_dir();
-    let path = dir.path().join("tete.db");
-    let store = Store::connect(&format!("sqlite:{}", path.display()))
-        .await
-        .expect("opens");
-    let room = room_id();
-    store
-        .join(&room, joining("ann"), NOW)
-        .await
-        .expect("joined");
-    let other = rusqlite::Connection::open(&path).expect("opens");
-    other
-        .execute_batch(
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.text = 'boom'
-             BEGIN SELECT RAISE(ABORT, 'boom refused'); END;",
-        )
-        .expect("trigger");
+    let (_dir, path, store, room) = store_with(&["ann"]).await;
+    let other = refusing_boom(&path);
     // After this batch the writer knows the room's counters, and nobody else writes
     // again: only the writer's own rollback can tell it they moved back.
     let first = store
