@@ -106,22 +106,17 @@ fn value_end(b: &[u8], mut at: usize) -> Option<usize> {
     loop {
         // A value.
         match *b.get(at)? {
-            b'{' => {
+            bracket @ (b'{' | b'[') => {
+                let object = bracket == b'{';
+                let close = if object { b'}' } else { b']' };
                 at = skip_ws(b, at + 1);
-                if b.get(at) == Some(&b'}') {
+                if b.get(at) == Some(&close) {
                     at += 1;
                 } else {
-                    open.push(true);
-                    at = key_then_colon(b, at)?;
-                    continue;
-                }
-            }
-            b'[' => {
-                at = skip_ws(b, at + 1);
-                if b.get(at) == Some(&b']') {
-                    at += 1;
-                } else {
-                    open.push(false);
+                    open.push(object);
+                    if object {
+                        at = key_then_colon(b, at)?;
+                    }
                     continue;
                 }
             }
