@@ -207,7 +207,7 @@ fn string_end(b: &[u8], at: usize) -> Option<usize> {
 /// The high bit of each byte of `w` (little-endian) that is a `"`, a `\` or a control
 /// character, by the classic SWAR "has a byte less than n" test. A borrow can also mark
 /// a byte above a marked one, never below: the lowest mark is the first such byte.
-fn special_bytes(w: u64) -> u64 {
+pub(crate) fn special_bytes(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_less = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;

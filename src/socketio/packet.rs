@@ -456,20 +456,13 @@ pub fn write_json_str(out: &mut String, s: &str) {
 }
 
 /// Whether `bytes` hold nothing JSON escapes (`"`, `\\`, a control character), eight
-/// bytes at a time: the classic SWAR "has a byte less than n" test, on the word itself
-/// for control characters and on the word xor-ed with each of the two others for them.
+/// bytes at a time with the scanner's word test ([`json::special_bytes`]).
 fn is_plain(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_less = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let backslash = w ^ (ONES * u64::from(b'\\'));
-        if has_less(w, 0x20) | has_less(quote, 1) | has_less(backslash, 1) != 0 {
+        if json::special_bytes(u64::from_le_bytes(word)) != 0 {
             return false;
         }
     }
