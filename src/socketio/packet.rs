@@ -511,7 +511,7 @@ fn with_scratch(
 /// Writes `["event",arg1,arg2…]` from raw JSON arguments.
 pub fn write_event_array(out: &mut String, event: &str, args: &[RawArg]) {
     out.push('[');
-    push_json_string(out, event);
+    write_json_str(out, event);
     for arg in args {
         out.push(',');
         out.push_str(arg.get());
@@ -529,14 +529,6 @@ pub fn write_args_array(out: &mut String, args: &[RawArg]) {
         out.push_str(arg.get());
     }
     out.push(']');
-}
-
-/// Appends a JSON string literal.
-pub fn push_json_string(out: &mut String, s: &str) {
-    // Serializing a &str into a String cannot fail.
-    if let Ok(quoted) = serde_json::to_string(s) {
-        out.push_str(&quoted);
-    }
 }
 
 #[cfg(test)]
