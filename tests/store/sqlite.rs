@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tete::store::{Cursor, Page, Store, StoreError};
+use tete::store::{Cursor, Page, Store, StoreError, StoredMessage};
 
 use crate::helpers::{joining, message, room_id, temp_dir, token};
 
@@ -276,6 +276,150 @@ async fn room_counters_moved_in_a_rolled_back_batch_are_forgotten() {
     assert_eq!(third.seq, 3, "no seq was lost to the rolled-back batch");
     let info = store.room(&room).await.expect("read").expect("exists");
     assert_eq!((info.next_seq, info.message_count), (4, 3));
+}
+
+/// Queues `(room, author, text, client id)` messages with `append_then` while another
+/// connection holds the write lock, so that they make one batch once it is released;
+/// returns their outcomes in queue order.
+async fn one_batch(
+    store: &Store,
+    path: &std::path::Path,
+    room: &str,
+    messages: Vec<(String, &'static str, String, String)>,
+) -> Vec<Result<StoredMessage, StoreError>> {
+    let other = rusqlite::Connection::open(path).expect("opens");
+    other.execute_batch("BEGIN IMMEDIATE").expect("locks");
+    // The writer takes this one alone and waits for the lock; the rest queue behind it.
+    let held = {
+        let (store, room) = (store.clone(), room.to_owned());
+        tokio::spawn(async move { store.append(message(&room, "ann", "held", None), NOW).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (answers, answered) = std::sync::mpsc::channel();
+    let count = messages.len();
+    for (i, (room, who, text, client_id)) in messages.into_iter().enumerate() {
+        let answers = answers.clone();
+        store
+            .append_then(
+                message(&room, who, &text, Some(&client_id)),
+                NOW + i as i64,
+                Box::new(move |outcome| drop(answers.send((i, outcome)))),
+            )
+            .await;
+    }
+    other.execute_batch("COMMIT").expect("unlocks");
+    held.await.expect("ran").expect("stored");
+    let mut outcomes: Vec<_> = (0..count)
+        .map(|_| {
+            answered
+                .recv_timeout(Duration::from_secs(10))
+                .expect("answered")
+        })
+        .collect();
+    assert!(
+        outcomes.windows(2).all(|w| w[0].0 < w[1].0),
+        "answered in queue order"
+    );
+    outcomes.drain(..).map(|(_, outcome)| outcome).collect()
+}
+
+/// A batch's messages go in many rows per statement. A retried client id among them (of
+/// a message stored in an earlier batch, or earlier in the same batch) makes a statement
+/// leave its row out: the retry must be answered with the stored message, and every
+/// other message still gets the next seq of its room, in queue order, with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_inside_a_large_batch_are_stored_once_and_seqs_stay_gap_free() {
+    let (_dir, path, store, room) = store_with(&["ann"]).await;
+    let second = room_id();
+    store
+        .join(&second, joining("bob"), NOW)
+        .await
+        .expect("joined");
+    let earlier = store
+        .append(message(&room, "ann", "earlier", Some("c-earlier")), NOW)
+        .await
+        .expect("stored");
+    // 150 messages: chunks of 64, 64, 16, 4 and 2 rows. Every third goes to the second
+    // room; the 71st retries a message of an earlier batch (in the second chunk) and the
+    // 101st the 11th of this one.
+    let batch: Vec<_> = (0..150)
+        .map(|i| {
+            let (target, who) = if i % 3 == 0 && i != 0 {
+                (second.clone(), "bob")
+            } else {
+                (room.clone(), "ann")
+            };
+            let client_id = match i {
+                70 => "c-earlier".to_owned(),
+                100 => "c-10".to_owned(),
+                _ => format!("c-{i}"),
+            };
+            let target = if i == 70 || i == 100 {
+                room.clone()
+            } else {
+                target
+            };
+            (target, who, format!("m{i}"), client_id)
+        })
+        .collect();
+    let outcomes = one_batch(&store, &path, &room, batch.clone()).await;
+    // "earlier" is seq 1 and "held" seq 2.
+    let mut next = std::collections::HashMap::from([(room.clone(), 3), (second.clone(), 1)]);
+    let mut expected: std::collections::HashMap<String, Vec<(i64, String)>> =
+        std::collections::HashMap::new();
+    for (i, ((target, _, text, _), outcome)) in batch.iter().zip(&outcomes).enumerate() {
+        let stored = outcome.as_ref().expect("stored");
+        match i {
+            70 => assert_eq!(stored, &earlier, "a retry of an earlier batch"),
+            100 => assert_eq!(
+                Ok(stored),
+                outcomes[10].as_ref(),
+                "a retry within the batch"
+            ),
+            _ => {
+                let seq = next.get_mut(target).expect("a room");
+                assert_eq!((stored.seq, &stored.msg), (*seq, text), "message {i}");
+                expected
+                    .entry(target.clone())
+                    .or_default()
+                    .push((*seq, text.clone()));
+                *seq += 1;
+            }
+        }
+    }
+    for (target, first) in [(&room, 3), (&second, 1)] {
+        let page = store
+            .page(target, first, Cursor::After(0), 1000)
+            .await
+            .expect("read");
+        let rows: Vec<_> = page
+            .messages
+            .iter()
+            .map(|m| (m.seq, m.msg.clone()))
+            .collect();
+        assert_eq!(&rows, &expected[target]);
+        let info = store.room(target).await.expect("read").expect("exists");
+        assert_eq!(
+            (info.next_seq, info.message_count),
+            (next[target], next[target] - 1)
+        );
+    }
+    assert_eq!(next[&room] - 3 + next[&second] - 1, 148, "148 new messages");
+
+    // A statement none of whose rows goes in: two retries and a new message.
+    let retries = vec![
+        (room.clone(), "ann", "again".to_owned(), "c-1".to_owned()),
+        (room.clone(), "ann", "again".to_owned(), "c-2".to_owned()),
+        (room.clone(), "ann", "new".to_owned(), "c-new".to_owned()),
+    ];
+    let answers = one_batch(&store, &path, &room, retries).await;
+    assert_eq!(answers[0], outcomes[1]);
+    assert_eq!(answers[1], outcomes[2]);
+    // "held" took one more seq before them.
+    let new = answers[2].as_ref().expect("stored");
+    assert_eq!(new.seq, next[&room] + 1);
+    let info = store.room(&room).await.expect("read").expect("exists");
+    assert_eq!((info.next_seq, info.message_count), (new.seq + 1, new.seq));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
