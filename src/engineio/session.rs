@@ -192,7 +192,7 @@ impl Session {
         self: &Arc<Self>,
         packets: impl IntoIterator<Item = Packet>,
     ) -> Result<(), SendError> {
-        let full = {
+        let (full, polling) = {
             let mut st = self.state();
             if st.closed.is_some() {
                 return Err(SendError::Closed);
@@ -201,13 +201,21 @@ impl Session {
             if let Some(ws) = &st.ws {
                 ws.wake();
             }
-            st.outbox.len() > self.engine.config.max_buffered_packets
+            (
+                st.outbox.len() > self.engine.config.max_buffered_packets,
+                st.ws.is_none(),
+            )
         };
         if full {
             self.close(CloseReason::BufferFull);
             return Err(SendError::QueueFull);
         }
-        self.wake.notify_waiters();
+        // `wake` is for a waiting poll (and an upgrade's probe, woken where its state
+        // moves); once a WebSocket carries the packets, its own waker is enough, and
+        // `notify_waiters` would take the `Notify`'s lock for nobody at every packet.
+        if polling {
+            self.wake.notify_waiters();
+        }
         Ok(())
     }
 

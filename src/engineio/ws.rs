@@ -242,25 +242,6 @@ impl FrameReader {
     }
 }
 
-/// The next frame, unless the session closes first (then `None`).
-async fn next_or_closed(
-    session: &Session,
-    reader: &mut FrameReader,
-) -> Option<Result<Frame, ReadEnd>> {
-    let closed = session.closing.notified();
-    tokio::pin!(closed);
-    loop {
-        closed.as_mut().enable();
-        if session.is_closed() {
-            return None;
-        }
-        tokio::select! {
-            frame = reader.next() => return Some(frame),
-            _ = &mut closed => closed.set(session.closing.notified()),
-        }
-    }
-}
-
 /// Probes an upgrade from polling: `2probe` → `3probe`, then `5` switches the
 /// session's transport to this WebSocket. Returns whether it did.
 pub(crate) async fn probe_upgrade(
@@ -326,13 +307,29 @@ pub(crate) async fn probe_upgrade(
 }
 
 /// Reads the client's frames and hands them to the session until either side ends it.
+///
+/// One wait for the session's closing serves the whole connection (registered once, not
+/// once per frame: each registration and each drop takes the `Notify`'s lock), and it is
+/// polled only when no frame is ready.
 pub(crate) async fn read_frames(session: Arc<Session>, link: Arc<WsLink>, mut reader: FrameReader) {
+    let closed = session.closing.notified();
+    tokio::pin!(closed);
+    closed.as_mut().enable();
     loop {
         if session.inbound_full() {
             session.wait_inbound_space().await;
         }
-        let Some(frame) = next_or_closed(&session, &mut reader).await else {
+        if session.is_closed() {
             break;
+        }
+        let frame = tokio::select! {
+            biased;
+            frame = reader.next() => frame,
+            () = &mut closed => {
+                closed.set(session.closing.notified());
+                closed.as_mut().enable();
+                continue;
+            }
         };
         match frame {
             Ok(Frame::Text(bytes)) => match std::str::from_utf8(&bytes).map(Packet::decode) {
