@@ -997,7 +997,9 @@ impl WriterMemory {
     /// At the start of a batch, inside its transaction: forgets the rooms' counters if
     /// another connection has written since the last batch (they may have moved).
     fn check(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        let version: i64 = tx
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
         if self.data_version != Some(version) {
             self.rooms.clear();
             self.data_version = Some(version);
