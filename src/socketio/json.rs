@@ -12,6 +12,10 @@
 use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
+/// The arguments of an event or an acknowledgement: most packets carry one or two, kept
+/// inline (no allocation of their own).
+pub type Args = SmallVec<[RawArg; 2]>;
+
 /// One argument of an event or an acknowledgement: the text of one JSON value, checked
 /// when it was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +85,7 @@ pub(crate) fn split_array(data: &str) -> Option<SmallVec<[&str; 4]>> {
 }
 
 /// The elements of [`split_array`] as owned arguments.
-pub(crate) fn args_of(elements: &[&str]) -> Vec<RawArg> {
+pub(crate) fn args_of(elements: &[&str]) -> Args {
     elements.iter().map(|e| RawArg::checked(e)).collect()
 }
 

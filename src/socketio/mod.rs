@@ -18,7 +18,7 @@ pub mod server;
 pub mod socket;
 
 pub use adapter::{Adapter, BroadcastOptions, MemoryAdapter, OutgoingPacket};
-pub use json::RawArg;
+pub use json::{Args, RawArg};
 pub use namespace::{ConnectRefusal, ConnectRequest, Namespace, NamespaceBuilder};
 pub use packet::{WriteJson, write_json_i64, write_json_str};
 pub use server::{SocketIo, SocketIoBuilder, SocketIoConfig};

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use super::json::{self, RawArg};
+use super::json::{self, Args, RawArg};
 
 /// The main namespace.
 pub const MAIN_NAMESPACE: &str = "/";
@@ -36,14 +36,14 @@ pub enum Packet<'a> {
         id: Option<u64>,
         event: Cow<'a, str>,
         /// The arguments after the event name, as raw JSON.
-        args: Vec<RawArg>,
+        args: Args,
         /// How many binary attachments follow (0 for a plain EVENT).
         attachments: usize,
     },
     Ack {
         nsp: Cow<'a, str>,
         id: u64,
-        args: Vec<RawArg>,
+        args: Args,
         attachments: usize,
     },
     ConnectError {
@@ -600,7 +600,7 @@ mod tests {
         }
     }
 
-    fn args(json: &str) -> Vec<RawArg> {
+    fn args(json: &str) -> Args {
         json::args_of(&json::split_array(json).unwrap())
     }
 

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use super::adapter::{BroadcastOptions, OutgoingPacket, Room};
-use super::json::RawArg;
+use super::json::{Args, RawArg};
 use super::namespace::Namespace;
 use super::packet::{self, WriteJson};
 use crate::engineio::{EngineSocket, Sid};
@@ -79,7 +79,7 @@ pub enum ArgError {
 /// The arguments of an acknowledgement, as raw JSON plus binary attachments.
 #[derive(Debug)]
 pub struct AckResponse {
-    pub args: Vec<RawArg>,
+    pub args: Args,
     pub binary: Vec<Bytes>,
 }
 
@@ -378,7 +378,7 @@ impl Broadcast {
 pub struct Event {
     /// Shared with the namespace's registration of the event.
     pub name: Arc<str>,
-    pub args: Vec<RawArg>,
+    pub args: Args,
     pub binary: Vec<Bytes>,
     pub ack: Option<AckSender>,
 }
