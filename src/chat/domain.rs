@@ -149,7 +149,8 @@ impl MessageText {
                 "a message cannot be empty".into(),
             ));
         }
-        if s.chars().count() > Self::MAX_CHARS {
+        // Counting characters only when the bytes could be too many of them.
+        if s.len() > Self::MAX_CHARS && s.chars().count() > Self::MAX_CHARS {
             return Err(ChatError::MessageTooLong);
         }
         Ok(MessageText(s.to_owned()))
@@ -312,6 +313,13 @@ mod tests {
         assert!(MessageText::parse(&"x".repeat(2000)).is_ok());
         assert!(matches!(
             MessageText::parse(&"x".repeat(2001)),
+            Err(ChatError::MessageTooLong)
+        ));
+        // Characters, not bytes: 2,000 of two or four bytes each are fine.
+        assert!(MessageText::parse(&"é".repeat(2000)).is_ok());
+        assert!(MessageText::parse(&"😀".repeat(2000)).is_ok());
+        assert!(matches!(
+            MessageText::parse(&"é".repeat(2001)),
             Err(ChatError::MessageTooLong)
         ));
     }
