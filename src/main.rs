@@ -16,7 +16,6 @@ struct Cli {}
 
 fn main() -> ExitCode {
     Cli::parse();
-    tete::memory::restart_with_larger_malloc_cache();
     let (settings, environment) = match Settings::load(&Sources::from_process()) {
         Ok(loaded) => loaded,
         Err(e) => {

@@ -1,5 +1,4 @@
-//! glibc's allocator as tete wants it: a larger per-thread cache of free chunks (set at
-//! start), and the memory it keeps free handed back to the OS every few seconds.
+//! Hands the memory the allocator keeps free back to the OS, every few seconds.
 //!
 //! glibc's malloc keeps freed memory for reuse, and above a dynamic threshold it stops
 //! giving the top of a heap back. A short stall under load (a slow disk, a checkpoint)
@@ -9,56 +8,6 @@
 //! every arena (the heap stays as it is, only unused pages go back).
 
 use std::time::Duration;
-
-/// glibc's tunable for how many free chunks of each size a thread keeps for reuse.
-pub const TCACHE_TUNABLE: &str = "glibc.malloc.tcache_count";
-/// tete's value for [`TCACHE_TUNABLE`] (glibc's default is 7).
-pub const TCACHE_COUNT: u32 = 64;
-
-/// Starts this program again, once, with glibc's per-thread cache of free chunks
-/// holding [`TCACHE_COUNT`] chunks of each size instead of 7 (docs/decisions.md).
-///
-/// A message's strings are allocated as it arrives and freed when its batch has been
-/// answered, a few hundred messages later: with room for only 7 of each size, most
-/// frees and allocations missed the cache and went through malloc's bins (callgrind,
-/// flood: 23.3k → 22.0k instructions per message with 64). glibc reads the setting
-/// only when a program starts, from `GLIBC_TUNABLES`, so the process image is replaced
-/// (same pid, arguments and descriptors) with it added. Nothing happens when
-/// `GLIBC_TUNABLES` already names it (whoever started tete chose, or this is the
-/// restart) or cannot be read; if the restart fails, tete goes on as it is. Call it
-/// first thing, before any thread starts.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn restart_with_larger_malloc_cache() {
-    use std::os::unix::process::CommandExt;
-
-    let current = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
-    let Some(current) = current.to_str() else {
-        return;
-    };
-    if current.contains(TCACHE_TUNABLE) {
-        return;
-    }
-    let tunables = if current.is_empty() {
-        format!("{TCACHE_TUNABLE}={TCACHE_COUNT}")
-    } else {
-        format!("{TCACHE_TUNABLE}={TCACHE_COUNT}:{current}")
-    };
-    let mut args = std::env::args_os();
-    let Some(program) = args.next() else {
-        return;
-    };
-    // `exec` returns only if the program could not be started again.
-    let error = std::process::Command::new("/proc/self/exe")
-        .arg0(program)
-        .args(args)
-        .env("GLIBC_TUNABLES", tunables)
-        .exec();
-    eprintln!("tete: going on with glibc's default malloc cache: {error}");
-}
-
-/// Does nothing where the allocator is not glibc's.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn restart_with_larger_malloc_cache() {}
 
 /// How often free memory is handed back.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);

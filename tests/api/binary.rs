@@ -34,54 +34,6 @@ fn help_and_version_work() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
-/// `tete_on(dir)` with `GLIBC_TUNABLES` set to `tunables` (unset if `None`), once it
-/// listens: the environment its process runs with (from /proc), then stopped.
-fn environment_of_tete_with(tunables: Option<&str>) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tete_on(&dir);
-    match tunables {
-        Some(value) => cmd.env("GLIBC_TUNABLES", value),
-        None => cmd.env_remove("GLIBC_TUNABLES"),
-    };
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let listening = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("tete is listening"));
-    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(listening, "tete did not report listening");
-    environ
-        .split(|&b| b == 0)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .filter(|v| v.starts_with("GLIBC_TUNABLES="))
-        .collect()
-}
-
-/// What /proc shows of it: glibc cuts the `GLIBC_TUNABLES` string it parses in place
-/// at the first `:`, so only the first tunable of a list is seen there.
-#[test]
-fn tete_runs_with_a_larger_malloc_cache_unless_told_otherwise() {
-    assert_eq!(
-        environment_of_tete_with(None),
-        ["GLIBC_TUNABLES=glibc.malloc.tcache_count=64"],
-        "the same process (pid), started again with the setting"
-    );
-    let others = environment_of_tete_with(Some("glibc.malloc.trim_threshold=131072"));
-    assert_eq!(others.len(), 1, "{others:?}");
-    assert!(
-        others[0].starts_with("GLIBC_TUNABLES=glibc.malloc.tcache_count=64"),
-        "added in front of the others: {others:?}"
-    );
-    assert_eq!(
-        environment_of_tete_with(Some("glibc.malloc.tcache_count=7")),
-        ["GLIBC_TUNABLES=glibc.malloc.tcache_count=7"],
-        "a value chosen by whoever starts tete stands"
-    );
-}
-
 #[test]
 fn a_bad_setting_stops_the_start_with_one_clear_line() {
     let out = tete().env("PORT", "99999").output().unwrap();
