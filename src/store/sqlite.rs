@@ -857,7 +857,7 @@ impl<'tx> Held<'tx> {
         }
         for row in rows {
             let slot = row.slot;
-            let outcome = self.store_one(tx, rooms, row.author_no, row.msg, row.now_ms)?;
+            let outcome = self.store_one(tx, rooms, row)?;
             done[slot].1 = Some(Outcome::Appended(outcome));
         }
         // Keeps the allocation for the next flush.
@@ -896,14 +896,13 @@ impl<'tx> Held<'tx> {
         &mut self,
         tx: &'tx Transaction<'_>,
         rooms: &mut RoomCache,
-        author_no: i64,
-        msg: NewMessage,
-        now_ms: i64,
+        mut row: Pending,
     ) -> rusqlite::Result<Result<StoredMessage, StoreError>> {
+        let msg = &row.msg;
         let Some(room) = rooms.get(tx, &msg.room)? else {
             return Ok(Err(StoreError::RoomNotFound(msg.room.to_string())));
         };
-        let seq = room.next_seq;
+        row.seq = room.next_seq;
         let insert = match &mut self.insert_message {
             Some(insert) => insert,
             None => self.insert_message.insert(tx.prepare_cached(
@@ -913,10 +912,10 @@ impl<'tx> Held<'tx> {
         };
         let inserted = insert.execute(params![
             room.room_no,
-            seq,
-            author_no,
+            row.seq,
+            row.author_no,
             msg.text,
-            now_ms,
+            row.now_ms,
             msg.client_id,
         ])?;
         if inserted == 0 {
@@ -925,29 +924,22 @@ impl<'tx> Held<'tx> {
                     "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
                      WHERE m.room_no = ?1 AND m.client_id = ?2"
                 ))?
-                .query_row(params![room.room_no, msg.client_id], |row| {
-                    message_from_row(&msg.room, row)
+                .query_row(params![room.room_no, msg.client_id], |found| {
+                    message_from_row(&msg.room, found)
                 })
                 .optional()?;
             return Ok(stored.ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "message {} of room {} already exists",
-                    seq, msg.room
+                    row.seq, msg.room
                 ))
             }));
         }
-        room.advance(now_ms);
+        room.advance(row.now_ms);
         if !std::mem::replace(&mut room.dirty, true) {
             rooms.dirty.push(Arc::clone(&msg.room));
         }
-        Ok(Ok(StoredMessage {
-            id: message_id(&msg.room, seq),
-            seq,
-            msg: msg.text,
-            user: msg.user,
-            img: msg.avatar,
-            ts: now_ms,
-        }))
+        Ok(Ok(row.into_stored()))
     }
 }
 
