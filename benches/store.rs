@@ -64,7 +64,8 @@ async fn send_all(
                         room: room.clone(),
                         user: user.clone(),
                         avatar: avatar.clone(),
-                        text: format!("message {i} from sender {sender}: hello, how are you?"),
+                        text: format!("message {i} from sender {sender}: hello, how are you?")
+                            .into(),
                         client_id: with_client_id.then(|| format!("{sender}-{i}")),
                         token_hash: token_hash.clone(),
                     };

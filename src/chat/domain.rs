@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytestring::ByteString;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -138,12 +139,19 @@ pub fn avatar_url(hash: &str) -> String {
 
 /// A message text: 1–2000 characters, not blank.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageText(String);
+pub struct MessageText(ByteString);
 
 impl MessageText {
     pub const MAX_CHARS: usize = 2000;
 
     pub fn parse(s: &str) -> Result<MessageText, ChatError> {
+        MessageText::check(s.into())
+    }
+
+    /// `text` checked as a message and kept as it is: shared text stays shared (a
+    /// view of the packet it came in), not copied.
+    pub fn check(text: ByteString) -> Result<MessageText, ChatError> {
+        let s: &str = &text;
         if s.trim().is_empty() {
             return Err(ChatError::InvalidMessage(
                 "a message cannot be empty".into(),
@@ -153,10 +161,10 @@ impl MessageText {
         if s.len() > Self::MAX_CHARS && s.chars().count() > Self::MAX_CHARS {
             return Err(ChatError::MessageTooLong);
         }
-        Ok(MessageText(s.to_owned()))
+        Ok(MessageText(text))
     }
 
-    pub fn into_string(self) -> String {
+    pub fn into_text(self) -> ByteString {
         self.0
     }
 }

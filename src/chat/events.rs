@@ -1,6 +1,7 @@
 //! The `/socket` namespace: every event of the wire contract (DESIGN.md), validated,
 //! answered to the right people, and stored before it is acknowledged.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +17,7 @@ use crate::socketio::{
     AckSender, DisconnectReason, Event, NamespaceBuilder, Socket, WriteJson, write_json_i64,
     write_json_str,
 };
-use crate::store::{Cursor, Joining, NewMessage, Page, StoredMessage};
+use crate::store::{Cursor, Joining, MessageId, NewMessage, Page, StoredMessage};
 
 /// Messages of one connection that may be in the store's queue at once: enough to keep
 /// the writer's batches large, bounded so that one client cannot fill the shared queue.
@@ -620,7 +621,7 @@ async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
 #[cfg_attr(test, derive(serde::Serialize))]
 struct MsgAck<'a> {
     ok: bool,
-    id: &'a str,
+    id: &'a MessageId,
     seq: i64,
     ts: i64,
 }
@@ -632,7 +633,7 @@ impl WriteJson for MsgAck<'_> {
         } else {
             "{\"ok\":false,\"id\":"
         });
-        write_json_str(out, self.id);
+        write_message_id(out, self.id);
         out.push_str(",\"seq\":");
         write_json_i64(out, self.seq);
         out.push_str(",\"ts\":");
@@ -642,7 +643,7 @@ impl WriteJson for MsgAck<'_> {
 
     fn len_hint(&self) -> usize {
         // Keys, quotes and punctuation (33), the id, two numbers of up to 20 characters.
-        33 + self.id.len() + 40
+        33 + self.id.len_hint() + 40
     }
 }
 
@@ -654,7 +655,7 @@ impl WriteJson for Receive<'_> {
     fn write_json(&self, out: &mut String) {
         let m = self.0;
         out.push_str("{\"id\":");
-        write_json_str(out, &m.id);
+        write_message_id(out, &m.id);
         out.push_str(",\"seq\":");
         write_json_i64(out, m.seq);
         out.push_str(",\"msg\":");
@@ -672,8 +673,18 @@ impl WriteJson for Receive<'_> {
         let m = self.0;
         // Keys, quotes and punctuation (50), the strings unescaped, two numbers of up to
         // 20 characters.
-        50 + m.id.len() + m.msg.len() + m.user.len() + m.img.len() + 40
+        50 + m.id.len_hint() + m.msg.len() + m.user.len() + m.img.len() + 40
     }
+}
+
+/// Appends a message id as the JSON string `"<room>:<seq>"`: the room as serde escapes
+/// it, then the number (neither `:` nor digits are ever escaped).
+fn write_message_id(out: &mut String, id: &MessageId) {
+    write_json_str(out, id.room());
+    out.pop();
+    out.push(':');
+    out.push_str(itoa::Buffer::new().format(id.seq()));
+    out.push('"');
 }
 
 /// A `msg`'s payload, checked: the message to store, or why it is refused.
@@ -687,14 +698,17 @@ fn checked_message(conn: &Conn, args: &[crate::socketio::RawArg]) -> Result<NewM
             return Err(ChatError::NotLoggedIn);
         }
     }
-    let payload: MsgPayload<'_> = args
-        .first()
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
-        .ok_or_else(|| ChatError::InvalidMessage("msg needs {msg: text}".into()))?;
+    let needs_text = || ChatError::InvalidMessage("msg needs {msg: text}".into());
+    let raw = args.first().ok_or_else(needs_text)?;
+    let payload: MsgPayload<'_> = serde_json::from_str(raw.get()).map_err(|_| needs_text())?;
     let Some(TextField::Text(text)) = payload.msg else {
         return Err(ChatError::InvalidMessage("msg needs a text".into()));
     };
-    let text = MessageText::parse(&text)?;
+    // Text without escapes is a part of the packet as it came: kept as a view of it.
+    let text = MessageText::check(match text {
+        Cow::Borrowed(plain) => raw.share(plain).unwrap_or_else(|| plain.into()),
+        Cow::Owned(unescaped) => unescaped.into(),
+    })?;
     let client_id = match payload.cid.map(|raw| serde_json::from_str(raw.get())) {
         None | Some(Ok(serde_json::Value::Null)) => None,
         Some(Ok(serde_json::Value::String(s))) => Some(ClientId::parse(&s)?.into_string()),
@@ -709,7 +723,7 @@ fn checked_message(conn: &Conn, args: &[crate::socketio::RawArg]) -> Result<NewM
         room: seat.room.shared(),
         user: Arc::clone(&seat.name),
         avatar: Arc::clone(&seat.avatar),
-        text: text.into_string(),
+        text: text.into_text(),
         client_id,
         token_hash: Arc::clone(&seat.token_hash),
     })
@@ -925,6 +939,7 @@ mod tests {
         #[test]
         fn receive_and_ack_are_written_as_serde_writes_them(
             msg in "\\PC*|[\\x00-\\x7f]*",
+            room in "\\PC{0,8}|[\\x00-\\x7f]{0,8}",
             user in "\\PC{0,8}",
             img in "\\PC{0,8}",
             seq: i64,
@@ -932,9 +947,9 @@ mod tests {
             ok: bool,
         ) {
             let stored = StoredMessage {
-                id: format!("room:{seq}"),
+                id: MessageId::new(room.as_str().into(), seq),
                 seq,
-                msg,
+                msg: msg.into(),
                 user: user.into(),
                 img: img.into(),
                 ts,

@@ -19,6 +19,7 @@ mod ws;
 
 pub use config::{AllowedOrigins, EngineConfig};
 pub use error::EngineError;
+pub use packet::Text;
 pub use server::{Engine, EngineHandler};
 pub use session::{
     CloseReason, EngineSocket, HandlerFuture, Handshake, Message, SendError, TransportKind,

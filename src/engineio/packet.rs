@@ -9,6 +9,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use bytestring::ByteString;
 
 /// The record separator that joins packets in a long-polling payload.
 pub const SEPARATOR: char = '\x1e';
@@ -25,10 +26,78 @@ pub enum Packet {
     Pong,
     /// `3probe`: the answer to `2probe`.
     PongProbe,
-    Message(String),
+    Message(Text),
     Binary(Bytes),
     Upgrade,
     Noop,
+}
+
+/// A message's text: the application's own string, or a view of the frame or payload a
+/// client's message came in (shared with it, not copied). Either reads as a `str`.
+#[derive(Debug, Clone)]
+pub enum Text {
+    Owned(String),
+    Shared(ByteString),
+}
+
+impl Text {
+    /// The text as shared bytes: a view as it is, an owned string moved (a string whose
+    /// capacity is larger than its length costs `Bytes` one small allocation).
+    pub fn into_shared(self) -> ByteString {
+        match self {
+            Text::Owned(text) => text.into(),
+            Text::Shared(text) => text,
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Text::Owned(text) => text,
+            Text::Shared(text) => text,
+        }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Text {
+        Text::Owned(text)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Text {
+        Text::Owned(text.to_owned())
+    }
+}
+
+impl From<ByteString> for Text {
+    fn from(text: ByteString) -> Text {
+        Text::Shared(text)
+    }
 }
 
 /// Why bytes are not an Engine.IO packet.
@@ -45,8 +114,20 @@ pub enum DecodeError {
 }
 
 impl Packet {
-    /// Decodes one text packet (a WebSocket text frame, or one record of a payload).
+    /// Decodes one text packet (a WebSocket text frame, or one record of a payload); a
+    /// message's text is copied out of `text`.
     pub fn decode(text: &str) -> Result<Packet, DecodeError> {
+        Packet::decode_in(text, None)
+    }
+
+    /// Decodes one text packet held in shared bytes: a message's text is a view of
+    /// `text`, not a copy.
+    pub fn decode_shared(text: &ByteString) -> Result<Packet, DecodeError> {
+        Packet::decode_in(text, Some(text))
+    }
+
+    /// Decodes `text`, which is `owner` or a part of it when there is an owner.
+    fn decode_in(text: &str, owner: Option<&ByteString>) -> Result<Packet, DecodeError> {
         let mut chars = text.chars();
         let kind = chars.next().ok_or(DecodeError::Empty)?;
         let data = chars.as_str();
@@ -64,7 +145,10 @@ impl Packet {
             '2' => no_data(Packet::Ping, "ping"),
             '3' if data == "probe" => Ok(Packet::PongProbe),
             '3' => no_data(Packet::Pong, "pong"),
-            '4' => Ok(Packet::Message(data.to_owned())),
+            '4' => Ok(Packet::Message(match owner {
+                Some(owner) => Text::Shared(owner.slice_ref(data)),
+                None => data.into(),
+            })),
             '5' => no_data(Packet::Upgrade, "upgrade"),
             '6' => no_data(Packet::Noop, "noop"),
             'b' => BASE64
@@ -111,16 +195,20 @@ impl Packet {
     /// The length of the text form (binary: of the packet's bytes, +1), roughly.
     pub(crate) fn encoded_len_hint(&self) -> usize {
         match self {
-            Packet::Open(s) | Packet::Message(s) => s.len() + 1,
+            Packet::Open(s) => s.len() + 1,
+            Packet::Message(s) => s.len() + 1,
             Packet::Binary(b) => b.len().div_ceil(3) * 4 + 1,
             _ => 6,
         }
     }
 }
 
-/// Decodes a long-polling payload: packets joined with `\x1e`.
-pub fn decode_payload(body: &str) -> Result<Vec<Packet>, DecodeError> {
-    body.split(SEPARATOR).map(Packet::decode).collect()
+/// Decodes a long-polling payload: packets joined with `\x1e`. Messages are views of
+/// `body`.
+pub fn decode_payload(body: &ByteString) -> Result<Vec<Packet>, DecodeError> {
+    body.split(SEPARATOR)
+        .map(|record| Packet::decode_in(record, Some(body)))
+        .collect()
 }
 
 /// Encodes packets as one long-polling payload.
@@ -182,9 +270,11 @@ mod tests {
         ];
         let wire = encode_payload(&packets);
         assert_eq!(wire, "4hello\x1ebAQIDBA==");
-        assert_eq!(decode_payload(&wire).unwrap(), packets);
+        assert_eq!(decode_payload(&wire.into()).unwrap(), packets);
         assert_eq!(
-            decode_payload("4test1\x1e4test2\x1e4test3").unwrap().len(),
+            decode_payload(&"4test1\x1e4test2\x1e4test3".into())
+                .unwrap()
+                .len(),
             3
         );
     }
@@ -198,12 +288,29 @@ mod tests {
             Packet::decode("2x"),
             Err(DecodeError::TrailingData("ping"))
         ));
-        assert!(decode_payload("4a\x1e\x1e4b").is_err());
+        assert!(decode_payload(&"4a\x1e\x1e4b".into()).is_err());
+    }
+
+    #[test]
+    fn a_shared_decode_views_the_text_it_was_given() {
+        let frame = ByteString::from("4hello");
+        let Ok(Packet::Message(Text::Shared(text))) = Packet::decode_shared(&frame) else {
+            panic!("not a shared message");
+        };
+        assert_eq!(text, "hello");
+        assert_eq!(text.as_ptr(), frame[1..].as_ptr(), "a view, not a copy");
+        let body = ByteString::from("4a\x1e2\x1e4bc");
+        let packets = decode_payload(&body).unwrap();
+        let Packet::Message(Text::Shared(last)) = &packets[2] else {
+            panic!("not a shared message");
+        };
+        assert_eq!(last.as_ptr(), body[body.len() - 2..].as_ptr());
+        assert_eq!(packets[1], Packet::Ping);
     }
 
     #[test]
     fn a_message_may_hold_any_text_including_the_empty_one() {
-        assert_eq!(Packet::decode("4").unwrap(), Packet::Message(String::new()));
+        assert_eq!(Packet::decode("4").unwrap(), Packet::Message("".into()));
         assert_eq!(
             Packet::decode("4héllo 🌍").unwrap(),
             Packet::Message("héllo 🌍".into())
@@ -219,7 +326,7 @@ mod tests {
             Just(Packet::PongProbe),
             Just(Packet::Upgrade),
             Just(Packet::Noop),
-            "[^\x1e]*".prop_map(Packet::Message),
+            "[^\x1e]*".prop_map(|s| Packet::Message(s.into())),
             "[^\x1e]*".prop_map(Packet::Open),
             proptest::collection::vec(any::<u8>(), 0..64)
                 .prop_map(|v| Packet::Binary(Bytes::from(v))),
@@ -234,7 +341,7 @@ mod tests {
 
         #[test]
         fn every_payload_round_trips(ps in proptest::collection::vec(any_packet(), 1..8)) {
-            prop_assert_eq!(decode_payload(&encode_payload(&ps)).unwrap(), ps);
+            prop_assert_eq!(decode_payload(&encode_payload(&ps).into()).unwrap(), ps);
         }
 
         #[test]
@@ -249,7 +356,9 @@ mod tests {
         #[test]
         fn arbitrary_input_never_panics_the_decoder(s in any::<String>()) {
             let _ = Packet::decode(&s);
-            let _ = decode_payload(&s);
+            let shared = ByteString::from(s);
+            let _ = Packet::decode_shared(&shared);
+            let _ = decode_payload(&shared);
         }
     }
 }

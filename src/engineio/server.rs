@@ -283,11 +283,11 @@ impl Engine {
             }
             buf.extend_from_slice(&chunk);
         }
-        let Ok(text_body) = std::str::from_utf8(&buf) else {
+        let Ok(text_body) = bytestring::ByteString::try_from(buf) else {
             session.close(CloseReason::ParseError);
             return Err(EngineError::BadRequest);
         };
-        let packets = match packet::decode_payload(text_body) {
+        let packets = match packet::decode_payload(&text_body) {
             Ok(packets) => packets,
             Err(_) => {
                 session.close(CloseReason::ParseError);

@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::packet::Packet;
+use super::packet::{Packet, Text};
 use super::server::EngineInner;
 use super::sid::Sid;
 use super::ws::WsLink;
@@ -76,7 +76,8 @@ impl CloseReason {
 /// What the application sends to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    Text(String),
+    /// Text: the application's string, or a view of what the client sent.
+    Text(Text),
     Binary(Bytes),
 }
 

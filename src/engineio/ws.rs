@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use actix_codec::Decoder;
 use actix_http::ws::{CloseCode, CloseReason as WsCloseReason, Codec, Frame, OpCode, Parser};
 use actix_web::web::{Bytes, BytesMut};
+use bytestring::ByteString;
 use futures_util::StreamExt;
 use futures_util::task::AtomicWaker;
 
@@ -332,10 +333,14 @@ pub(crate) async fn read_frames(session: Arc<Session>, link: Arc<WsLink>, mut re
             }
         };
         match frame {
-            Ok(Frame::Text(bytes)) => match std::str::from_utf8(&bytes).map(Packet::decode) {
-                Ok(Ok(packet)) => super::server::inbound(&session, packet),
-                _ => session.close(CloseReason::ParseError),
-            },
+            Ok(Frame::Text(bytes)) => {
+                // The frame's bytes are a part of the read buffer: the message keeps a
+                // view of them rather than a copy.
+                match ByteString::try_from(bytes).map(|text| Packet::decode_shared(&text)) {
+                    Ok(Ok(packet)) => super::server::inbound(&session, packet),
+                    _ => session.close(CloseReason::ParseError),
+                }
+            }
             Ok(Frame::Binary(bytes)) => session.deliver(Message::Binary(bytes)),
             Ok(Frame::Ping(bytes)) => link.send(Direct::Pong(bytes)),
             Ok(Frame::Close(_)) | Err(ReadEnd::Gone) => session.close(CloseReason::TransportClose),

@@ -53,9 +53,9 @@ pub struct MessageView {
 impl From<StoredMessage> for MessageView {
     fn from(m: StoredMessage) -> Self {
         MessageView {
-            id: m.id,
+            id: m.id.to_string(),
             seq: m.seq,
-            msg: m.msg,
+            msg: m.msg.to_string(),
             user: m.user.to_string(),
             img: m.img.to_string(),
             ts: m.ts,

@@ -38,7 +38,7 @@ pub struct OutgoingPacket {
 impl OutgoingPacket {
     /// The Engine.IO messages that carry this packet: its text, then its attachments.
     pub fn into_messages(self) -> impl Iterator<Item = Message> {
-        std::iter::once(Message::Text(self.text))
+        std::iter::once(Message::Text(self.text.into()))
             .chain(self.attachments.into_iter().map(Message::Binary))
     }
 }

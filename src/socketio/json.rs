@@ -9,6 +9,7 @@
 //! valid escapes (`\u` takes four hex digits; surrogates are not paired here, as
 //! serde_json does not pair them in a value it skips), any nesting depth.
 
+use bytestring::ByteString;
 use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
@@ -17,9 +18,10 @@ use smallvec::SmallVec;
 pub type Args = SmallVec<[RawArg; 2]>;
 
 /// One argument of an event or an acknowledgement: the text of one JSON value, checked
-/// when it was made.
+/// when it was made. An argument of a received packet is a view of the packet's text
+/// (no copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawArg(Box<str>);
+pub struct RawArg(ByteString);
 
 impl RawArg {
     /// `json` as an argument, if it is exactly one JSON value (surrounding whitespace
@@ -36,15 +38,28 @@ impl RawArg {
         &self.0
     }
 
-    /// An argument from text the scanner has already checked.
-    fn checked(json: &str) -> RawArg {
-        RawArg(json.into())
+    /// A part of its text (a string inside it, say) as shared text, without a copy;
+    /// `None` if `part` does not lie within [`get`](Self::get)'s text.
+    pub fn share(&self, part: &str) -> Option<ByteString> {
+        let whole = self.0.as_bytes().as_ptr_range();
+        let part_range = part.as_bytes().as_ptr_range();
+        (whole.start <= part_range.start && part_range.end <= whole.end)
+            .then(|| self.0.slice_ref(part))
+    }
+
+    /// An argument from text the scanner has already checked: a view of `owner` when
+    /// the text lies within it, a copy otherwise.
+    fn checked(json: &str, owner: Option<&ByteString>) -> RawArg {
+        match owner {
+            Some(owner) => RawArg(owner.slice_ref(json)),
+            None => RawArg(json.into()),
+        }
     }
 }
 
 impl From<Box<RawValue>> for RawArg {
     fn from(value: Box<RawValue>) -> RawArg {
-        RawArg(value.into())
+        RawArg(Box::<str>::from(value).into())
     }
 }
 
@@ -84,9 +99,10 @@ pub(crate) fn split_array(data: &str) -> Option<SmallVec<[&str; 4]>> {
     (skip_ws(bytes, at) == bytes.len()).then_some(out)
 }
 
-/// The elements of [`split_array`] as owned arguments.
-pub(crate) fn args_of(elements: &[&str]) -> Args {
-    elements.iter().map(|e| RawArg::checked(e)).collect()
+/// The elements of [`split_array`] as arguments: views of `owner` (the text they were
+/// split from, which must hold every element) or, without one, copies.
+pub(crate) fn args_of(elements: &[&str], owner: Option<&ByteString>) -> Args {
+    elements.iter().map(|e| RawArg::checked(e, owner)).collect()
 }
 
 /// The text of a JSON string literal `json` (quotes included) when it has no escapes.

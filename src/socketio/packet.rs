@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 
+use bytestring::ByteString;
 use serde_json::value::RawValue;
 
 use super::json::{self, Args, RawArg};
@@ -83,6 +84,17 @@ impl<'a> Packet<'a> {
 
     /// Decodes the text part of a packet.
     pub fn decode(text: &'a str) -> Result<Packet<'a>, DecodeError> {
+        Packet::decode_in(text, None)
+    }
+
+    /// Decodes the text part of a packet held in shared bytes: its arguments are views
+    /// of `text` (no copy).
+    pub fn decode_shared(text: &'a ByteString) -> Result<Packet<'a>, DecodeError> {
+        Packet::decode_in(text, Some(text))
+    }
+
+    /// Decodes `text`, which is `owner`'s text when there is an owner.
+    fn decode_in(text: &'a str, owner: Option<&ByteString>) -> Result<Packet<'a>, DecodeError> {
         let bytes = text.as_bytes();
         let kind = *bytes.first().ok_or(DecodeError::Empty)?;
         if !(b'0'..=b'6').contains(&kind) {
@@ -174,7 +186,7 @@ impl<'a> Packet<'a> {
                     nsp,
                     id,
                     event,
-                    args: json::args_of(rest),
+                    args: json::args_of(rest, owner),
                     attachments,
                 })
             }
@@ -185,7 +197,7 @@ impl<'a> Packet<'a> {
                 Ok(Packet::Ack {
                     nsp,
                     id,
-                    args: json::args_of(&args),
+                    args: json::args_of(&args, owner),
                     attachments,
                 })
             }
@@ -601,7 +613,7 @@ mod tests {
     }
 
     fn args(json: &str) -> Args {
-        json::args_of(&json::split_array(json).unwrap())
+        json::args_of(&json::split_array(json).unwrap(), None)
     }
 
     #[test]
@@ -645,6 +657,24 @@ mod tests {
             }
             p => panic!("{p:?}"),
         }
+    }
+
+    #[test]
+    fn a_shared_decode_keeps_views_of_the_text_as_arguments() {
+        let text = ByteString::from(r#"3/chat,4[{"msg":"hi"}, 2]"#);
+        let Packet::Ack { args, .. } = Packet::decode_shared(&text).unwrap() else {
+            panic!("not an ack");
+        };
+        let first = &text[text.find('{').unwrap()..text.find('}').unwrap() + 1];
+        assert_eq!(args[0].get(), first);
+        assert_eq!(args[0].get().as_ptr(), first.as_ptr(), "a view, not a copy");
+        assert_eq!(args[1].get(), "2");
+        // A part of an argument is shared too; text from elsewhere is not its part.
+        let inner = &args[0].get()[8..10];
+        assert_eq!(args[0].share(inner).unwrap(), "hi");
+        assert_eq!(args[0].share(inner).unwrap().as_ptr(), inner.as_ptr());
+        assert_eq!(args[0].share("hi"), None);
+        assert_eq!(args[1].share(&text[..1]), None);
     }
 
     #[test]

@@ -197,11 +197,9 @@ impl Server {
     ) -> Option<HandlerFuture> {
         let engine = client.engine.clone();
         let Some(ns) = self.namespaces.get(&nsp).cloned() else {
-            let _ = engine.send(Message::Text(packet::encode_connect_error(
-                &nsp,
-                "Invalid namespace",
-                None,
-            )));
+            let _ = engine.send(Message::Text(
+                packet::encode_connect_error(&nsp, "Invalid namespace", None).into(),
+            ));
             return None;
         };
         if client.socket(&nsp).is_some() {
@@ -219,11 +217,9 @@ impl Server {
                 let data = refusal
                     .data
                     .and_then(|d| serde_json::value::to_raw_value(&d).ok());
-                let _ = engine.send(Message::Text(packet::encode_connect_error(
-                    &nsp,
-                    &refusal.message,
-                    data.as_deref(),
-                )));
+                let _ = engine.send(Message::Text(
+                    packet::encode_connect_error(&nsp, &refusal.message, data.as_deref()).into(),
+                ));
                 return;
             }
             if !engine.is_connected() || client.socket(&nsp).is_some() {
@@ -234,10 +230,9 @@ impl Server {
             client.sockets().push((nsp.clone(), socket.clone()));
             client.joined_once.store(true, Ordering::Release);
             if engine
-                .send(Message::Text(packet::encode_connect(
-                    &nsp,
-                    socket.id().as_str(),
-                )))
+                .send(Message::Text(
+                    packet::encode_connect(&nsp, socket.id().as_str()).into(),
+                ))
                 .is_err()
             {
                 return;
@@ -273,7 +268,8 @@ impl EngineHandler for Server {
                 {
                     return client.protocol_error("text packet while attachments were expected");
                 }
-                let packet = match Packet::decode(&text) {
+                let text = text.into_shared();
+                let packet = match Packet::decode_shared(&text) {
                     Ok(p) => p,
                     Err(e) => return client.protocol_error(&e.to_string()),
                 };

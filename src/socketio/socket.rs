@@ -179,7 +179,7 @@ impl Socket {
     }
 
     fn send_text(&self, text: String) -> Result<(), EmitError> {
-        self.send_messages(std::iter::once(crate::engineio::Message::Text(text)))
+        self.send_messages(std::iter::once(crate::engineio::Message::Text(text.into())))
     }
 
     /// Queues messages for this client while it is in its namespace.

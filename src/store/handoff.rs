@@ -185,9 +185,9 @@ mod tests {
 
     fn stored(seq: i64) -> StoredMessage {
         StoredMessage {
-            id: format!("r:{seq}"),
+            id: crate::store::MessageId::new("r".into(), seq),
             seq,
-            msg: "t".to_owned(),
+            msg: "t".into(),
             user: "u".into(),
             img: "a".into(),
             ts: seq,

@@ -43,6 +43,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
+use bytestring::ByteString;
 use serde::Serialize;
 
 pub use mongo::MongoStore;
@@ -109,7 +110,8 @@ pub struct NewMessage {
     pub user: Arc<str>,
     /// The author's avatar URL.
     pub avatar: Arc<str>,
-    pub text: String,
+    /// The text, as the client sent it when it had no escapes (a view of its packet).
+    pub text: ByteString,
     /// The client's own id for this message: a retry with the same id is stored once.
     pub client_id: Option<String>,
     /// SHA-256 hex of the author's token, kept with the message.
@@ -120,9 +122,9 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredMessage {
     /// `<room>:<seq>`.
-    pub id: String,
+    pub id: MessageId,
     pub seq: i64,
-    pub msg: String,
+    pub msg: ByteString,
     pub user: Arc<str>,
     pub img: Arc<str>,
     /// Server time in ms since the Unix epoch.
@@ -319,15 +321,66 @@ fn newest_activity_first(summaries: &mut [RoomSummary]) {
     });
 }
 
-/// The id of the message `seq` of `room`.
-pub fn message_id(room: &str, seq: i64) -> String {
-    let mut buf = itoa::Buffer::new();
-    let seq = buf.format(seq);
-    let mut id = String::with_capacity(room.len() + 1 + seq.len());
-    id.push_str(room);
-    id.push(':');
-    id.push_str(seq);
-    id
+/// A message's id, `<room>:<seq>`: its room (the string the chat shares) and its
+/// number, written out only when it is sent or shown (no string per stored message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageId {
+    room: Arc<str>,
+    seq: i64,
+}
+
+impl MessageId {
+    pub fn new(room: Arc<str>, seq: i64) -> MessageId {
+        MessageId { room, seq }
+    }
+
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+
+    /// The length of its text, at most: the room, `:`, and up to 20 characters of seq.
+    pub fn len_hint(&self) -> usize {
+        self.room.len() + 21
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.room)?;
+        f.write_str(":")?;
+        f.write_str(itoa::Buffer::new().format(self.seq))
+    }
+}
+
+impl Serialize for MessageId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl PartialEq<str> for MessageId {
+    fn eq(&self, other: &str) -> bool {
+        other
+            .strip_prefix(&*self.room)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|seq| seq == itoa::Buffer::new().format(self.seq))
+    }
+}
+
+impl PartialEq<&str> for MessageId {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<String> for MessageId {
+    fn eq(&self, other: &String) -> bool {
+        *self == **other
+    }
 }
 
 /// Builds a page from rows fetched with one extra row beyond `limit`, in the cursor's
@@ -369,9 +422,26 @@ mod tests {
 
     #[test]
     fn a_message_id_is_its_room_and_seq() {
-        assert_eq!(message_id("r00m-id_x", 1), "r00m-id_x:1");
-        assert_eq!(message_id("r", 9_007_199_254_740_993), "r:9007199254740993");
-        assert_eq!(message_id("r", i64::MIN), format!("r:{}", i64::MIN));
+        let id = |room: &str, seq| MessageId::new(room.into(), seq);
+        assert_eq!(id("r00m-id_x", 1).to_string(), "r00m-id_x:1");
+        assert_eq!(
+            id("r", 9_007_199_254_740_993).to_string(),
+            "r:9007199254740993"
+        );
+        assert_eq!(id("r", i64::MIN).to_string(), format!("r:{}", i64::MIN));
+        assert_eq!(
+            serde_json::to_string(&id("a\"b", 7)).unwrap(),
+            r#""a\"b:7""#
+        );
+        assert!(id("r", i64::MAX).to_string().len() <= id("r", i64::MAX).len_hint());
+        assert!(id("r", i64::MIN).to_string().len() <= id("r", i64::MIN).len_hint());
+        // Compared with text as that text.
+        assert_eq!(id("r", 12), "r:12");
+        assert_ne!(id("r", 12), "r:1");
+        assert_ne!(id("r", 1), "r:12");
+        assert_ne!(id("r", 1), "rr:1");
+        assert_ne!(id("r", 1), "r1");
+        assert_ne!(id("r", -1), "r:1");
     }
 
     #[test]

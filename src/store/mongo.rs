@@ -39,8 +39,8 @@ use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{
-    Cursor, Joining, NewMessage, Page, Participant, RoomInfo, RoomSummary, StoreError,
-    StoredMessage, message_id, page_bounds, page_from_scan, redact,
+    Cursor, Joining, MessageId, NewMessage, Page, Participant, RoomInfo, RoomSummary, StoreError,
+    StoredMessage, page_bounds, page_from_scan, redact,
 };
 
 /// How long an operation waits for a reachable server when the URL does not say.
@@ -271,14 +271,14 @@ impl MongoStore {
         .map_err(unavailable)?
         .ok_or_else(|| StoreError::RoomNotFound(msg.room.to_string()))?;
         let seq = get_i64(&room, "next_seq")? - 1;
-        let id = message_id(&msg.room, seq);
+        let id = MessageId::new(msg.room.clone(), seq);
         let mut message = doc! {
-            "_id": &id,
+            "_id": id.to_string(),
             "room": &*msg.room,
             "seq": seq,
             "user": &*msg.user,
             "avatar": &*msg.avatar,
-            "text": &msg.text,
+            "text": &*msg.text,
             "ts": now_ms,
             "token_hash": &*msg.token_hash,
         };
@@ -505,9 +505,9 @@ fn message_from_doc(found: &Document) -> Result<StoredMessage, StoreError> {
     let room = get_string(found, "room")?;
     let seq = get_i64(found, "seq")?;
     Ok(StoredMessage {
-        id: message_id(&room, seq),
+        id: MessageId::new(room.into(), seq),
         seq,
-        msg: get_string(found, "text")?,
+        msg: get_string(found, "text")?.into(),
         user: get_string(found, "user")?.into(),
         img: get_string(found, "avatar")?.into(),
         ts: get_i64(found, "ts")?,

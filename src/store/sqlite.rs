@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::handoff::{Handoff, Inbox};
 use super::{
-    AppendDone, Cursor, Joining, NewMessage, Page, Participant, RoomInfo, RoomSummary, StoreError,
-    StoredMessage, message_id, page_bounds, page_from_scan,
+    AppendDone, Cursor, Joining, MessageId, NewMessage, Page, Participant, RoomInfo, RoomSummary,
+    StoreError, StoredMessage, page_bounds, page_from_scan,
 };
 
 /// The maps looked up per packet use a fast hasher, randomly seeded per process.
@@ -309,7 +309,7 @@ impl SqliteStore {
         cursor: Cursor,
         limit: u32,
     ) -> Result<Page, StoreError> {
-        let room = room.to_owned();
+        let room: Arc<str> = room.into();
         self.read(move |conn| {
             let (low, high) = page_bounds(visible_from, cursor);
             let fetch = i64::from(limit) + 1;
@@ -324,7 +324,7 @@ impl SqliteStore {
             );
             let mut statement = conn.prepare_cached(&sql)?;
             let rows = statement
-                .query_map(params![room, low, high, fetch], |row| {
+                .query_map(params![&*room, low, high, fetch], |row| {
                     message_from_row(&room, row)
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -362,6 +362,7 @@ impl SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             let mut summaries = Vec::with_capacity(rooms.len());
             for (participant, room_no, room) in rooms {
+                let room_id: Arc<str> = participant.room.as_str().into();
                 let last_message = conn
                     .prepare_cached(&format!(
                         "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
@@ -369,7 +370,7 @@ impl SqliteStore {
                          ORDER BY m.seq DESC LIMIT 1"
                     ))?
                     .query_row(params![room_no, participant.first_seq], |row| {
-                        message_from_row(&participant.room, row)
+                        message_from_row(&room_id, row)
                     })
                     .optional()?;
                 summaries.push(RoomSummary {
@@ -772,7 +773,7 @@ struct Pending {
 impl Pending {
     fn into_stored(self) -> StoredMessage {
         StoredMessage {
-            id: message_id(&self.msg.room, self.seq),
+            id: MessageId::new(self.msg.room.clone(), self.seq),
             seq: self.seq,
             msg: self.msg.text,
             user: self.msg.user,
@@ -883,7 +884,7 @@ impl<'tx> Held<'tx> {
             statement.raw_bind_parameter(at + 1, row.room_no)?;
             statement.raw_bind_parameter(at + 2, row.seq)?;
             statement.raw_bind_parameter(at + 3, row.author_no)?;
-            statement.raw_bind_parameter(at + 4, row.msg.text.as_str())?;
+            statement.raw_bind_parameter(at + 4, &*row.msg.text)?;
             statement.raw_bind_parameter(at + 5, row.now_ms)?;
             statement.raw_bind_parameter(at + 6, row.msg.client_id.as_deref())?;
         }
@@ -914,7 +915,7 @@ impl<'tx> Held<'tx> {
             room.room_no,
             row.seq,
             row.author_no,
-            msg.text,
+            &*msg.text,
             row.now_ms,
             msg.client_id,
         ])?;
@@ -1284,12 +1285,12 @@ fn find_participant(
 }
 
 /// A message of `room` from a row of [`MESSAGE_COLUMNS`].
-fn message_from_row(room: &str, row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+fn message_from_row(room: &Arc<str>, row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     let seq = row.get(0)?;
     Ok(StoredMessage {
-        id: message_id(room, seq),
+        id: MessageId::new(room.clone(), seq),
         seq,
-        msg: row.get(1)?,
+        msg: row.get::<_, String>(1)?.into(),
         user: row.get::<_, String>(2)?.into(),
         img: row.get::<_, String>(3)?.into(),
         ts: row.get(4)?,

@@ -117,7 +117,7 @@ pub fn message(room: &str, author: &str, text: &str, client_id: Option<&str>) ->
         room: room.into(),
         user: who.name.into(),
         avatar: who.avatar.into(),
-        text: text.to_owned(),
+        text: text.into(),
         client_id: client_id.map(str::to_owned),
         token_hash: who.token_hash.into(),
     }

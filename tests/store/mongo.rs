@@ -139,7 +139,7 @@ async fn a_mongodb_store_that_goes_away_refuses_writes_then_recovers_by_itself()
         .page(&room, 1, Cursor::Latest, 50)
         .await
         .expect("read");
-    let texts: Vec<_> = page.messages.iter().map(|m| m.msg.as_str()).collect();
+    let texts: Vec<_> = page.messages.iter().map(|m| &*m.msg).collect();
     assert_eq!(texts, vec!["before", "during"]);
     server.stop();
 }

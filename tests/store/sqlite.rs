@@ -13,7 +13,7 @@ const NOW: i64 = 1_700_000_000_000;
 fn shown(page: &Page) -> Vec<(i64, &str, &str, &str)> {
     page.messages
         .iter()
-        .map(|m| (m.seq, m.msg.as_str(), &*m.user, &*m.img))
+        .map(|m| (m.seq, &*m.msg, &*m.user, &*m.img))
         .collect()
 }
 
@@ -101,7 +101,7 @@ async fn data_survives_reopening_and_seq_continues() {
         .page(&room, 1, Cursor::Latest, 50)
         .await
         .expect("read");
-    let texts: Vec<_> = page.messages.iter().map(|m| m.msg.as_str()).collect();
+    let texts: Vec<_> = page.messages.iter().map(|m| &*m.msg).collect();
     assert_eq!(texts, vec!["m0", "m1", "m2"]);
     let participant = store
         .participant(&room, &token("ann"))
@@ -378,7 +378,11 @@ async fn retries_inside_a_large_batch_are_stored_once_and_seqs_stay_gap_free() {
             ),
             _ => {
                 let seq = next.get_mut(target).expect("a room");
-                assert_eq!((stored.seq, &stored.msg), (*seq, text), "message {i}");
+                assert_eq!(
+                    (stored.seq, &*stored.msg),
+                    (*seq, text.as_str()),
+                    "message {i}"
+                );
                 expected
                     .entry(target.clone())
                     .or_default()
@@ -395,7 +399,7 @@ async fn retries_inside_a_large_batch_are_stored_once_and_seqs_stay_gap_free() {
         let rows: Vec<_> = page
             .messages
             .iter()
-            .map(|m| (m.seq, m.msg.clone()))
+            .map(|m| (m.seq, m.msg.to_string()))
             .collect();
         assert_eq!(&rows, &expected[target]);
         let info = store.room(target).await.expect("read").expect("exists");
@@ -592,7 +596,7 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
             .map(|m| {
                 (
                     m.seq,
-                    m.msg.clone(),
+                    m.msg.to_string(),
                     m.user.to_string(),
                     m.img.to_string(),
                     m.ts,
@@ -618,7 +622,7 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
         assert_eq!(
             (
                 again.seq,
-                again.msg,
+                again.msg.to_string(),
                 again.user.to_string(),
                 again.img.to_string(),
                 again.ts
