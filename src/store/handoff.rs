@@ -149,9 +149,20 @@ pub(crate) fn run_done(done: AppendDone, result: Result<StoredMessage, StoreErro
 pub(crate) struct Handoff {
     // Nearly always one runtime thread per worker core: a short list beats a map.
     groups: Vec<(Arc<Inbox>, Vec<Item>)>,
+    /// How many completions may still come: a new group's list is sized for them (one
+    /// allocation for a batch's completions, not one per doubling).
+    expected: usize,
 }
 
 impl Handoff {
+    /// A handoff for up to `expected` completions (more only cost a larger list).
+    pub(crate) fn expecting(expected: usize) -> Handoff {
+        Handoff {
+            groups: Vec::new(),
+            expected,
+        }
+    }
+
     /// Adds one completion for `inbox` (run at [`Handoff::deliver`] when `None`).
     pub(crate) fn push(
         &mut self,
@@ -165,8 +176,13 @@ impl Handoff {
         };
         match self.groups.iter_mut().find(|(i, _)| Arc::ptr_eq(i, &inbox)) {
             Some((_, items)) => items.push((done, result)),
-            None => self.groups.push((inbox, vec![(done, result)])),
+            None => {
+                let mut items = Vec::with_capacity(self.expected.max(1));
+                items.push((done, result));
+                self.groups.push((inbox, items));
+            }
         }
+        self.expected = self.expected.saturating_sub(1);
     }
 
     /// Hands every group to its inbox.

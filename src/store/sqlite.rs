@@ -633,7 +633,7 @@ fn drain_into(queue: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>) {
 
 /// Applies `batch` (emptying it) in one transaction, then answers every caller.
 fn apply_batch(conn: &mut Connection, memory: &mut WriterMemory, batch: &mut Vec<WriteOp>) {
-    let mut handoff = Handoff::default();
+    let mut handoff = Handoff::expecting(batch.len());
     answer_batch(conn, memory, batch, &mut handoff);
     handoff.deliver();
 }
@@ -660,6 +660,7 @@ fn answer_batch(
     };
     let WriterMemory { rooms, authors, .. } = memory;
     let mut held = Held::default();
+    held.pending.reserve(batch.len());
     let mut done: Vec<(Reply, Option<Outcome>)> = Vec::with_capacity(batch.len());
     let mut failure = None;
     for WriteOp { request, reply } in batch.drain(..) {
