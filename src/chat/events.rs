@@ -14,10 +14,10 @@ use super::error::ChatError;
 use super::flood::TokenBucket;
 use super::seats::{Seat, Take};
 use crate::socketio::{
-    AckSender, DisconnectReason, Event, NamespaceBuilder, Socket, WriteJson, write_json_i64,
-    write_json_str,
+    AckSender, DisconnectReason, Event, HandlerFuture, NamespaceBuilder, Socket, WriteJson,
+    write_json_i64, write_json_str,
 };
-use crate::store::{Cursor, Joining, MessageId, NewMessage, Page, StoredMessage};
+use crate::store::{AppendDone, Cursor, Joining, MessageId, NewMessage, Page, StoredMessage};
 
 /// Messages of one connection that may be in the store's queue at once: enough to keep
 /// the writer's batches large, bounded so that one client cannot fill the shared queue.
@@ -50,6 +50,11 @@ struct Pipeline {
 }
 
 impl Pipeline {
+    /// Whether fewer than `limit` messages are in flight.
+    fn is_below(&self, limit: usize) -> bool {
+        self.in_flight.load(Ordering::SeqCst) < limit
+    }
+
     /// Waits until fewer than `limit` messages are in flight.
     async fn below(&self, limit: usize) {
         if self.in_flight.load(Ordering::SeqCst) < limit {
@@ -205,7 +210,7 @@ pub fn register(chat: Arc<Chat>, ns: NamespaceBuilder) -> NamespaceBuilder {
             on_login(chat, socket, event).await
         }
     })
-    .on("msg", move |socket, event| {
+    .on_immediate("msg", move |socket, event| {
         on_msg(c4.clone(), socket, event)
     })
     .on("history", move |socket, event| {
@@ -575,26 +580,58 @@ impl<'de: 'a, 'a> Deserialize<'de> for TextField<'a> {
     }
 }
 
-async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
+/// `msg`: checked and handed to the store's queue at once, with what runs once it is
+/// stored; a future comes back only for what has to wait (a full pipeline or queue, a
+/// refusal that must follow earlier answers).
+fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) -> Option<HandlerFuture> {
     let conn = conn(&chat, &socket);
     let mut ack = event.ack;
     let message = match checked_message(&conn, &event.args) {
         Ok(message) => message,
+        // The refusal goes out after the answers to the messages before it.
+        Err(e) if conn.pipeline.is_below(1) => {
+            fail(&socket, ack.take(), e);
+            return None;
+        }
         Err(e) => {
-            conn.pipeline.below(1).await;
-            return fail(&socket, ack.take(), e);
+            return Some(Box::pin(async move {
+                conn.pipeline.below(1).await;
+                fail(&socket, ack.take(), e)
+            }));
         }
     };
-    conn.pipeline.below(MAX_PIPELINED).await;
+    if !conn.pipeline.is_below(MAX_PIPELINED) {
+        return Some(Box::pin(async move {
+            conn.pipeline.below(MAX_PIPELINED).await;
+            let done = stored_then(conn, socket, ack, &message);
+            chat.store.append_then(message, now_ms(), done).await;
+        }));
+    }
+    let done = stored_then(conn, socket, ack, &message);
+    // With the store's queue full, this message waits for room, and the client's next
+    // packets wait behind it.
+    let (message, now, done) = chat.store.try_append_then(message, now_ms(), done)?;
+    Some(Box::pin(async move {
+        chat.store.append_then(message, now, done).await;
+    }))
+}
+
+/// Counts `message` into the connection's pipeline and returns what runs once it is
+/// stored: `receive` to the room, then the ack.
+fn stored_then(
+    conn: Arc<Conn>,
+    socket: Socket,
+    ack: Option<AckSender>,
+    message: &NewMessage,
+) -> AppendDone {
     conn.pipeline.start();
-    let done_conn = conn.clone();
     let room = message.room.clone();
-    let done = Box::new(move |stored: Result<StoredMessage, _>| {
+    Box::new(move |stored: Result<StoredMessage, _>| {
         match stored {
             Ok(stored) => {
                 // Only a connection still seated in the room speaks to it (it may have
                 // been replaced or the room erased while the message was being stored).
-                if done_conn.seated_in(&room) {
+                if conn.seated_in(&room) {
                     let _ = socket
                         .to(room.clone())
                         .emit_written("receive", &Receive(&stored));
@@ -611,9 +648,8 @@ async fn on_msg(chat: Arc<Chat>, socket: Socket, event: Event) {
             }
             Err(e) => fail(&socket, ack, ChatError::from(e)),
         }
-        done_conn.pipeline.finish();
-    });
-    chat.store.append_then(message, now_ms(), done).await;
+        conn.pipeline.finish();
+    })
 }
 
 /// A stored message's ack, `{ok, id, seq, ts}`, written by hand: it goes with every

@@ -406,6 +406,12 @@ impl EngineSocket {
         !self.0.is_closed()
     }
 
+    /// Whether nothing this client sent earlier is still being handled (no handler of
+    /// its is running or queued): a handler may then do its work at once, in order.
+    pub fn inbound_idle(&self) -> bool {
+        !lock(&self.0.inbound).running
+    }
+
     /// Queues one message for the client.
     pub fn send(&self, message: Message) -> Result<(), SendError> {
         self.0.push(std::iter::once(to_packet(message)))

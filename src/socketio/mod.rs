@@ -17,6 +17,7 @@ pub mod packet;
 pub mod server;
 pub mod socket;
 
+pub use crate::engineio::HandlerFuture;
 pub use adapter::{Adapter, BroadcastOptions, MemoryAdapter, OutgoingPacket};
 pub use json::{Args, RawArg};
 pub use namespace::{ConnectRefusal, ConnectRequest, Namespace, NamespaceBuilder};

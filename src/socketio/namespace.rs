@@ -31,7 +31,43 @@ pub type ConnectFuture =
     std::pin::Pin<Box<dyn Future<Output = Result<(), ConnectRefusal>> + Send + 'static>>;
 type ConnectCheck = Arc<dyn Fn(&ConnectRequest) -> ConnectFuture + Send + Sync>;
 type OnConnection = Arc<dyn Fn(Socket) -> HandlerFuture + Send + Sync>;
-pub(crate) type OnEvent = Arc<dyn Fn(Socket, Event) -> HandlerFuture + Send + Sync>;
+/// An event handler: it runs at once and returns what is left to wait for, if anything.
+/// An immediate one ([`NamespaceBuilder::on_immediate`]) is called straight from the
+/// packet's delivery when nothing its client sent earlier is still being handled; an
+/// async one always returns its whole future.
+#[derive(Clone)]
+pub(crate) struct OnEvent {
+    run: Arc<dyn Fn(Socket, Event) -> Option<HandlerFuture> + Send + Sync>,
+    immediate: bool,
+}
+
+impl OnEvent {
+    fn future<F, Fut>(f: F) -> OnEvent
+    where
+        F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        OnEvent {
+            run: Arc::new(move |s, e| Some(Box::pin(f(s, e)))),
+            immediate: false,
+        }
+    }
+
+    /// Runs the handler for an event from `socket`'s client. An immediate handler runs
+    /// now only if `idle` (nothing earlier from this client still running): otherwise it
+    /// becomes a future, queued behind the earlier ones as an async handler is.
+    pub(crate) fn call(&self, socket: Socket, event: Event, idle: bool) -> Option<HandlerFuture> {
+        if self.immediate && !idle {
+            let run = self.run.clone();
+            return Some(Box::pin(async move {
+                if let Some(rest) = run(socket, event) {
+                    rest.await;
+                }
+            }));
+        }
+        (self.run)(socket, event)
+    }
+}
 type OnDisconnect = Arc<dyn Fn(Socket, DisconnectReason) -> HandlerFuture + Send + Sync>;
 
 /// One namespace; built with [`NamespaceBuilder`], immutable afterwards but for its
@@ -191,9 +227,25 @@ impl NamespaceBuilder {
         F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.ns
-            .events
-            .insert(Arc::from(name), Arc::new(move |s, e| Box::pin(f(s, e))));
+        self.ns.events.insert(Arc::from(name), OnEvent::future(f));
+        self
+    }
+
+    /// Handles the event `name` with a function that does its work at once and returns
+    /// a future only for what has to wait (`None`: done). It runs straight from the
+    /// packet's delivery, with no future allocated, unless something the client sent
+    /// earlier is still being handled: then it waits its turn, as an async handler does.
+    pub fn on_immediate<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(Socket, Event) -> Option<HandlerFuture> + Send + Sync + 'static,
+    {
+        self.ns.events.insert(
+            Arc::from(name),
+            OnEvent {
+                run: Arc::new(f),
+                immediate: true,
+            },
+        );
         self
     }
 
@@ -203,7 +255,7 @@ impl NamespaceBuilder {
         F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.ns.fallback = Some(Arc::new(move |s, e| Box::pin(f(s, e))));
+        self.ns.fallback = Some(OnEvent::future(f));
         self
     }
 

@@ -169,7 +169,8 @@ impl Server {
                     socket: socket.clone(),
                     id,
                 });
-                Some(handler(
+                let idle = client.engine.inbound_idle();
+                handler.call(
                     socket,
                     Event {
                         name,
@@ -177,7 +178,8 @@ impl Server {
                         binary,
                         ack,
                     },
-                ))
+                    idle,
+                )
             }
             Packet::Ack { nsp, id, args, .. } => {
                 if let Some(socket) = client.socket(&nsp) {

@@ -302,6 +302,30 @@ impl SqliteStore {
         }
     }
 
+    /// [`append_then`](Self::append_then) without waiting: queued now if the writer's
+    /// queue has room (`None`), otherwise the message, its time and its completion come
+    /// back to be queued by `append_then`.
+    pub fn try_append_then(
+        &self,
+        msg: NewMessage,
+        now_ms: i64,
+        done: AppendDone,
+    ) -> Option<(NewMessage, i64, AppendDone)> {
+        match self.shared.writes.try_reserve() {
+            Ok(permit) => permit.send(WriteOp {
+                request: Request::Append { msg, now_ms },
+                reply: Reply::AppendThen(done, Inbox::current()),
+            }),
+            Err(mpsc::error::TrySendError::Full(())) => return Some((msg, now_ms, done)),
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                let mut handoff = Handoff::default();
+                Reply::AppendThen(done, Inbox::current()).fail(writer_gone(), &mut handoff);
+                handoff.deliver();
+            }
+        }
+        None
+    }
+
     pub async fn page(
         &self,
         room: &str,

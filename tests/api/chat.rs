@@ -178,6 +178,30 @@ async fn the_sender_does_not_receive_its_own_message() {
 }
 
 #[tokio::test]
+async fn messages_sent_right_behind_a_login_are_handled_after_it_in_order() {
+    // The login is still being stored when the messages arrive: each waits its turn
+    // behind it (a `msg` handled at once would find nobody logged in).
+    let app = spawn_app().await;
+    let room = app.new_room().await;
+    let a = app.client().await;
+    a.emit("load", json!(room));
+    let (login, one, two, three) = tokio::join!(
+        a.emit_ack(
+            "login",
+            json!({"user": "Ada", "avatar": "ada@example.com", "id": room})
+        ),
+        a.emit_ack("msg", json!({"msg": "one"})),
+        a.emit_ack("msg", json!({"msg": "two"})),
+        a.emit_ack("msg", json!({"msg": "three"})),
+    );
+    assert_eq!(login["ok"], true, "{login}");
+    for (ack, seq) in [(one, 1), (two, 2), (three, 3)] {
+        assert_eq!(ack["ok"], true, "{ack}");
+        assert_eq!(ack["seq"], seq, "{ack}");
+    }
+}
+
+#[tokio::test]
 async fn a_retried_message_is_stored_once() {
     let app = spawn_app().await;
     let (_room, a, _b) = pair(&app).await;
