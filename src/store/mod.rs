@@ -268,6 +268,14 @@ impl Store {
     /// thread drives a current-thread runtime, as actix's workers do (SQLite hands a
     /// batch's completions back together), otherwise on the store's own thread: it must
     /// be short and must not block.
+    pub async fn append_then(&self, msg: NewMessage, now_ms: i64, done: AppendDone) {
+        match self {
+            Store::Sqlite(s) => s.append_then(msg, now_ms, done).await,
+            // One at a time: the outcome is known before the next message is queued.
+            Store::Mongo(s) => done(s.append(msg, now_ms).await),
+        }
+    }
+
     /// [`append_then`](Self::append_then) if it needs no waiting: the message is queued
     /// now (`None`) when the store's queue has room (SQLite); otherwise (a full queue, or
     /// MongoDB, which stores one message at a time) the message, its time and its
@@ -281,14 +289,6 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.try_append_then(msg, now_ms, done),
             Store::Mongo(_) => Some((msg, now_ms, done)),
-        }
-    }
-
-    pub async fn append_then(&self, msg: NewMessage, now_ms: i64, done: AppendDone) {
-        match self {
-            Store::Sqlite(s) => s.append_then(msg, now_ms, done).await,
-            // One at a time: the outcome is known before the next message is queued.
-            Store::Mongo(s) => done(s.append(msg, now_ms).await),
         }
     }
 
