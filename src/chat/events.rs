@@ -57,7 +57,7 @@ impl Pipeline {
 
     /// Waits until fewer than `limit` messages are in flight.
     async fn below(&self, limit: usize) {
-        if self.in_flight.load(Ordering::SeqCst) < limit {
+        if self.is_below(limit) {
             return;
         }
         loop {
@@ -67,7 +67,7 @@ impl Pipeline {
             // SeqCst pairs with `finish`: either this load sees its decrement, or it
             // sees `waiting` and wakes us.
             self.waiting.store(true, Ordering::SeqCst);
-            if self.in_flight.load(Ordering::SeqCst) < limit {
+            if self.is_below(limit) {
                 self.waiting.store(false, Ordering::SeqCst);
                 return;
             }

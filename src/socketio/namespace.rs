@@ -54,10 +54,16 @@ impl OnEvent {
     }
 
     /// Runs the handler for an event from `socket`'s client. An immediate handler runs
-    /// now only if `idle` (nothing earlier from this client still running): otherwise it
-    /// becomes a future, queued behind the earlier ones as an async handler is.
-    pub(crate) fn call(&self, socket: Socket, event: Event, idle: bool) -> Option<HandlerFuture> {
-        if self.immediate && !idle {
+    /// now only if `idle` says nothing earlier from this client is still running (asked
+    /// only of an immediate one): otherwise it becomes a future, queued behind the
+    /// earlier ones as an async handler is.
+    pub(crate) fn call(
+        &self,
+        socket: Socket,
+        event: Event,
+        idle: impl FnOnce() -> bool,
+    ) -> Option<HandlerFuture> {
+        if self.immediate && !idle() {
             let run = self.run.clone();
             return Some(Box::pin(async move {
                 if let Some(rest) = run(socket, event) {

@@ -169,7 +169,6 @@ impl Server {
                     socket: socket.clone(),
                     id,
                 });
-                let idle = client.engine.inbound_idle();
                 handler.call(
                     socket,
                     Event {
@@ -178,7 +177,7 @@ impl Server {
                         binary,
                         ack,
                     },
-                    idle,
+                    || client.engine.inbound_idle(),
                 )
             }
             Packet::Ack { nsp, id, args, .. } => {

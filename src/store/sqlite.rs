@@ -290,15 +290,9 @@ impl SqliteStore {
     /// drives a current-thread runtime (handed back with the rest of the batch: see
     /// [`handoff`](super::handoff)), otherwise on the writer thread.
     pub async fn append_then(&self, msg: NewMessage, now_ms: i64, done: AppendDone) {
-        let op = WriteOp {
-            request: Request::Append { msg, now_ms },
-            reply: Reply::AppendThen(done, Inbox::current()),
-        };
+        let op = WriteOp::append_then(msg, now_ms, done);
         if let Err(mpsc::error::SendError(op)) = self.shared.writes.send(op).await {
-            // Through the inbox still: after this thread's earlier completions.
-            let mut handoff = Handoff::default();
-            op.reply.fail(writer_gone(), &mut handoff);
-            handoff.deliver();
+            op.reply.fail_unsent();
         }
     }
 
@@ -312,15 +306,10 @@ impl SqliteStore {
         done: AppendDone,
     ) -> Option<(NewMessage, i64, AppendDone)> {
         match self.shared.writes.try_reserve() {
-            Ok(permit) => permit.send(WriteOp {
-                request: Request::Append { msg, now_ms },
-                reply: Reply::AppendThen(done, Inbox::current()),
-            }),
+            Ok(permit) => permit.send(WriteOp::append_then(msg, now_ms, done)),
             Err(mpsc::error::TrySendError::Full(())) => return Some((msg, now_ms, done)),
             Err(mpsc::error::TrySendError::Closed(())) => {
-                let mut handoff = Handoff::default();
-                Reply::AppendThen(done, Inbox::current()).fail(writer_gone(), &mut handoff);
-                handoff.deliver();
+                WriteOp::append_then(msg, now_ms, done).reply.fail_unsent()
             }
         }
         None
@@ -564,6 +553,16 @@ struct WriteOp {
     reply: Reply,
 }
 
+impl WriteOp {
+    /// Appends `msg`, then runs `done` through this thread's inbox.
+    fn append_then(msg: NewMessage, now_ms: i64, done: AppendDone) -> WriteOp {
+        WriteOp {
+            request: Request::Append { msg, now_ms },
+            reply: Reply::AppendThen(done, Inbox::current()),
+        }
+    }
+}
+
 enum Request {
     Join {
         room: String,
@@ -618,6 +617,14 @@ impl Reply {
             Reply::AppendThen(done, inbox) => handoff.push(inbox, done, Err(error)),
             Reply::Erase(reply) => drop(reply.send(Err(error))),
         }
+    }
+
+    /// Answers a write the writer never took (it is gone): at once, a completion through
+    /// its inbox still, after this thread's earlier completions.
+    fn fail_unsent(self) {
+        let mut handoff = Handoff::default();
+        self.fail(writer_gone(), &mut handoff);
+        handoff.deliver();
     }
 }
 
