@@ -14,8 +14,8 @@ use super::error::ChatError;
 use super::flood::TokenBucket;
 use super::seats::{Seat, Take};
 use crate::socketio::{
-    AckSender, DisconnectReason, Event, HandlerFuture, NamespaceBuilder, Socket, WriteJson,
-    write_json_i64, write_json_str,
+    AckSender, DisconnectReason, Event, HandlerFuture, NamespaceBuilder, RawArg, Socket, WriteJson,
+    json, write_json_i64, write_json_str,
 };
 use crate::store::{AppendDone, Cursor, Joining, MessageId, NewMessage, Page, StoredMessage};
 
@@ -516,67 +516,34 @@ struct LoginReply {
     more: bool,
 }
 
-/// A `msg` payload as sent, read in one pass (the seed's client also sends `user` and
-/// `img`, which are skipped unparsed).
-#[derive(Deserialize)]
-struct MsgPayload<'a> {
-    #[serde(borrow)]
-    msg: Option<TextField<'a>>,
-    #[serde(borrow)]
-    cid: Option<&'a serde_json::value::RawValue>,
+/// The members of a `msg` payload the chat reads, as their JSON texts, found by a walk
+/// of the payload (the seed's client also sends `user` and `img`, which are skipped).
+#[derive(Default)]
+struct MsgFields<'a> {
+    msg: Option<&'a str>,
+    cid: Option<&'a str>,
 }
 
-/// A field that should hold text: the string (borrowed from the payload unless it has
-/// escapes), or the fact that it holds some other JSON value.
-enum TextField<'a> {
-    Text(std::borrow::Cow<'a, str>),
-    NotText,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for TextField<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-        use std::borrow::Cow;
-        struct AnyValue<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for AnyValue<'a> {
-            type Value = TextField<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(TextField::Text(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(TextField::Text(Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
-                Ok(TextField::Text(Cow::Owned(s)))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(TextField::NotText)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(TextField::NotText)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(TextField::NotText)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(TextField::NotText)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(TextField::NotText)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(TextField::NotText)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(TextField::NotText)
+impl<'a> MsgFields<'a> {
+    /// `None` unless `raw` is an object with each of them at most once.
+    fn of(raw: &'a RawArg) -> Option<MsgFields<'a>> {
+        let mut fields = MsgFields::default();
+        for (key, value) in raw.members()? {
+            // Keys are compared as written; one with escapes is decoded first.
+            let key = match key.contains('\\') {
+                false => Cow::Borrowed(key),
+                true => Cow::Owned(serde_json::to_string(&json::str_value(key)?).ok()?),
+            };
+            let slot = match key.as_ref() {
+                r#""msg""# => &mut fields.msg,
+                r#""cid""# => &mut fields.cid,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return None;
             }
         }
-        d.deserialize_any(AnyValue(std::marker::PhantomData))
+        Some(fields)
     }
 }
 
@@ -724,7 +691,7 @@ fn write_message_id(out: &mut String, id: &MessageId) {
 }
 
 /// A `msg`'s payload, checked: the message to store, or why it is refused.
-fn checked_message(conn: &Conn, args: &[crate::socketio::RawArg]) -> Result<NewMessage, ChatError> {
+fn checked_message(conn: &Conn, args: &[RawArg]) -> Result<NewMessage, ChatError> {
     {
         let mut st = conn.state();
         if !st.bucket.take() {
@@ -736,16 +703,17 @@ fn checked_message(conn: &Conn, args: &[crate::socketio::RawArg]) -> Result<NewM
     }
     let needs_text = || ChatError::InvalidMessage("msg needs {msg: text}".into());
     let raw = args.first().ok_or_else(needs_text)?;
-    let payload: MsgPayload<'_> = serde_json::from_str(raw.get()).map_err(|_| needs_text())?;
-    let Some(TextField::Text(text)) = payload.msg else {
-        return Err(ChatError::InvalidMessage("msg needs a text".into()));
-    };
+    let fields = MsgFields::of(raw).ok_or_else(needs_text)?;
+    let text = fields
+        .msg
+        .and_then(json::str_value)
+        .ok_or_else(|| ChatError::InvalidMessage("msg needs a text".into()))?;
     // Text without escapes is a part of the packet as it came: kept as a view of it.
     let text = MessageText::check(match text {
         Cow::Borrowed(plain) => raw.share(plain).unwrap_or_else(|| plain.into()),
         Cow::Owned(unescaped) => unescaped.into(),
     })?;
-    let client_id = match payload.cid.map(|raw| serde_json::from_str(raw.get())) {
+    let client_id = match fields.cid.map(serde_json::from_str) {
         None | Some(Ok(serde_json::Value::Null)) => None,
         Some(Ok(serde_json::Value::String(s))) => Some(ClientId::parse(&s)?.into_string()),
         Some(Ok(serde_json::Value::Number(n))) => Some(n.to_string()),
@@ -930,25 +898,36 @@ mod tests {
     /// The `msg` field as `checked_message` reads it: `Some(text)`, `Some(None)` for a
     /// value that is not text, `None` for a payload that is not an object.
     fn msg_field(json: &str) -> Option<Option<String>> {
-        let payload: MsgPayload<'_> = serde_json::from_str(json).ok()?;
-        Some(match payload.msg {
-            Some(TextField::Text(text)) => Some(text.into_owned()),
-            Some(TextField::NotText) | None => None,
-        })
+        let raw = RawArg::parse(json)?;
+        let fields = MsgFields::of(&raw)?;
+        Some(fields.msg.and_then(json::str_value).map(Cow::into_owned))
     }
 
     #[test]
     fn a_msg_payload_is_read_in_one_pass() {
-        let plain = r#"{"msg":"hi there","user":"u","img":"i"}"#;
-        let payload: MsgPayload<'_> = serde_json::from_str(plain).unwrap();
+        let plain = RawArg::parse(r#"{"msg":"hi there","user":"u","img":"i"}"#).unwrap();
+        let fields = MsgFields::of(&plain).unwrap();
         assert!(matches!(
-            payload.msg,
-            Some(TextField::Text(std::borrow::Cow::Borrowed("hi there")))
+            fields.msg.and_then(json::str_value),
+            Some(Cow::Borrowed("hi there"))
         ));
-        assert_eq!(
-            msg_field(r#"{"msg":"a\nb \u00e9\"q\""}"#),
-            Some(Some("a\nb é\"q\"".to_owned()))
-        );
+        for (payload, text) in [
+            (r#"{"msg":"a\nb \u00e9\"q\""}"#, "a\nb é\"q\""),
+            (r#"{"m\u0073g":"escaped key"}"#, "escaped key"),
+            (
+                r#"{"user":{"a":"}","b":["]",{}]},"msg":"after nesting"}"#,
+                "after nesting",
+            ),
+            (r#"{"img":"x\"}\\","msg":"after escapes"}"#, "after escapes"),
+            (
+                r#"{"n":-1.5e3,"t":true,"z":null,"msg":"after scalars"}"#,
+                "after scalars",
+            ),
+            ("{ \"x\" : [ 1 , 2 ] ,\n\t\"msg\" : \"spaced\" }", "spaced"),
+            (r#"{"msg":"with cid","cid":"c1"}"#, "with cid"),
+        ] {
+            assert_eq!(msg_field(payload), Some(Some(text.to_owned())), "{payload}");
+        }
         for not_text in [
             r#"{"msg":12}"#,
             r#"{"msg":-1.5e3}"#,
@@ -965,6 +944,8 @@ mod tests {
             r#""text""#,
             "[1]",
             r#"{"msg":"a","msg":"b"}"#,
+            r#"{"msg":"a","m\u0073g":"b"}"#,
+            r#"{"cid":"a","cid":"b","msg":"c"}"#,
             r#"{"msg":"a""#,
         ] {
             assert_eq!(msg_field(not_a_payload), None, "{not_a_payload}");

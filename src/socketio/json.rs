@@ -57,6 +57,117 @@ impl RawArg {
     }
 }
 
+impl RawArg {
+    /// Its members, when it is a JSON object: each key as its string literal (quotes
+    /// included) and its value's text, in order, duplicates included; `None` for any
+    /// other value. Walked, not checked again: the text was checked when the argument
+    /// was made.
+    pub fn members(&self) -> Option<Members<'_>> {
+        (self.0.as_bytes().first() == Some(&b'{')).then_some(Members {
+            json: &self.0,
+            at: 1,
+        })
+    }
+}
+
+/// The members of an object argument ([`RawArg::members`]).
+pub struct Members<'a> {
+    json: &'a str,
+    /// Where the next member (or the closing brace) starts, after whitespace.
+    at: usize,
+}
+
+impl<'a> Iterator for Members<'a> {
+    /// The key's string literal, and the value's text.
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.json.as_bytes();
+        let key_start = skip_ws(b, self.at);
+        // The closing brace (or, past the end, nothing) ends the walk.
+        self.at = b.len();
+        if b.get(key_start) != Some(&b'"') {
+            return None;
+        }
+        let key_end = checked_value_end(b, key_start)?;
+        // Past the colon.
+        let value_start = skip_ws(b, skip_ws(b, key_end) + 1);
+        let value_end = checked_value_end(b, value_start)?;
+        let after = skip_ws(b, value_end);
+        if b.get(after) == Some(&b',') {
+            self.at = after + 1;
+        }
+        Some((
+            self.json.get(key_start..key_end)?,
+            self.json.get(value_start..value_end)?,
+        ))
+    }
+}
+
+/// The string a JSON string literal holds: borrowed when it has no escapes, decoded
+/// otherwise; `None` when `literal` is not a string.
+pub fn str_value(literal: &str) -> Option<std::borrow::Cow<'_, str>> {
+    match plain_str(literal) {
+        Some(plain) => Some(plain.into()),
+        None if literal.starts_with('"') => {
+            serde_json::from_str::<String>(literal).ok().map(Into::into)
+        }
+        None => None,
+    }
+}
+
+/// Where the JSON value starting at `at` in text already checked as JSON ends, not
+/// validated again.
+fn checked_value_end(b: &[u8], at: usize) -> Option<usize> {
+    match *b.get(at)? {
+        b'"' => checked_string_end(b, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = checked_string_end(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        // A number or a literal: up to what may follow a value.
+        _ => Some(
+            b[at..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .map_or(b.len(), |n| at + n),
+        ),
+    }
+}
+
+/// Where a string literal of checked JSON text, starting at its opening quote, ends
+/// (past the closing one).
+fn checked_string_end(b: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    loop {
+        // Checked text holds no control character: the next special byte is a quote or
+        // a backslash.
+        i = next_special(b, i);
+        match *b.get(i)? {
+            b'"' => return Some(i + 1),
+            // An escape: the character after the backslash is never the end.
+            _ => i += 2,
+        }
+    }
+}
+
 impl From<Box<RawValue>> for RawArg {
     fn from(value: Box<RawValue>) -> RawArg {
         RawArg(Box::<str>::from(value).into())
@@ -108,7 +219,9 @@ pub(crate) fn args_of(elements: &[&str], owner: Option<&ByteString>) -> Args {
 /// The text of a JSON string literal `json` (quotes included) when it has no escapes.
 pub(crate) fn plain_str(json: &str) -> Option<&str> {
     let inner = json.strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.contains('\\')).then_some(inner)
+    memchr::memchr(b'\\', inner.as_bytes())
+        .is_none()
+        .then_some(inner)
 }
 
 fn skip_ws(b: &[u8], mut at: usize) -> usize {
@@ -190,18 +303,8 @@ fn literal_end(b: &[u8], at: usize, word: &[u8]) -> Option<usize> {
 fn string_end(b: &[u8], at: usize) -> Option<usize> {
     let mut i = at + 1;
     loop {
-        // The usual case: plain text, eight bytes at a time, up to the first byte that
-        // needs a look.
-        while let Some(chunk) = b.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let special = special_bytes(u64::from_le_bytes(word));
-            if special != 0 {
-                i += (special.trailing_zeros() / 8) as usize;
-                break;
-            }
-            i += 8;
-        }
+        // The usual case: plain text up to the first byte that needs a look.
+        i = next_special(b, i);
         match *b.get(i)? {
             b'"' => return Some(i + 1),
             b'\\' => {
@@ -224,10 +327,70 @@ fn string_end(b: &[u8], at: usize) -> Option<usize> {
     }
 }
 
+/// The bytes [`special_mask`] looks at at once.
+const BLOCK: usize = 16;
+
+/// Where the first `"`, `\` or control character at or after `at` is (`b.len()` when
+/// there is none): a block of sixteen bytes at a time, then a word, then byte by byte.
+pub(crate) fn next_special(b: &[u8], mut at: usize) -> usize {
+    while let Some(block) = b.get(at..).and_then(<[u8]>::first_chunk::<BLOCK>) {
+        let mask = special_mask(block);
+        if mask != 0 {
+            return at + mask.trailing_zeros() as usize;
+        }
+        at += BLOCK;
+    }
+    if let Some(word) = b.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let marks = special_bytes(u64::from_le_bytes(*word));
+        if marks != 0 {
+            return at + (marks.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let rest = b.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|&c| is_special(c))
+        .unwrap_or(rest.len())
+}
+
+fn is_special(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Bit `i` set for each byte `i` of `block` that is a `"`, a `\` or a control
+/// character: three comparisons of all sixteen bytes at once.
+#[cfg(target_arch = "x86_64")]
+fn special_mask(block: &[u8; BLOCK]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of every x86_64 processor (the target enables it), and the
+    // load is an unaligned one (no alignment needed) of exactly the sixteen bytes of
+    // `block`.
+    unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // A byte below 0x20 is its own minimum with 0x1f.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn special_mask(block: &[u8; BLOCK]) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |mask, (i, &b)| mask | u32::from(is_special(b)) << i)
+}
+
 /// The high bit of each byte of `w` (little-endian) that is a `"`, a `\` or a control
 /// character, by the classic SWAR "has a byte less than n" test. A borrow can also mark
 /// a byte above a marked one, never below: the lowest mark is the first such byte.
-pub(crate) fn special_bytes(w: u64) -> u64 {
+fn special_bytes(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_less = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
@@ -397,7 +560,86 @@ mod tests {
         })
     }
 
+    #[test]
+    fn only_an_object_has_members() {
+        for not_an_object in ["[1]", "\"{}\"", "1", "null"] {
+            assert!(RawArg::parse(not_an_object).unwrap().members().is_none());
+        }
+        let empty = RawArg::parse(" { } ").unwrap();
+        assert_eq!(empty.members().unwrap().count(), 0);
+        let duplicates = RawArg::parse(r#"{"a":1,"a":[2]}"#).unwrap();
+        let members: Vec<_> = duplicates.members().unwrap().collect();
+        assert_eq!(members, [("\"a\"", "1"), ("\"a\"", "[2]")]);
+    }
+
+    #[test]
+    fn a_string_value_is_borrowed_unless_escaped() {
+        use std::borrow::Cow;
+        assert!(matches!(str_value("\"abc\""), Some(Cow::Borrowed("abc"))));
+        assert_eq!(str_value(r#""a\u00e9\n""#).as_deref(), Some("aé\n"));
+        assert_eq!(str_value("12"), None);
+        assert_eq!(str_value("null"), None);
+    }
+
     proptest! {
+        #[test]
+        fn the_next_special_byte_is_the_first_one_at_or_after_the_start(
+            bytes in prop::collection::vec(prop_oneof![
+                40 => 0x20u8..=0xff,
+                1 => Just(b'"'),
+                1 => Just(b'\\'),
+                1 => 0u8..0x20,
+            ], 0..100),
+            start in any::<prop::sample::Index>(),
+        ) {
+            let start = start.index(bytes.len() + 1);
+            let expected = bytes[start..]
+                .iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+                .map_or(bytes.len(), |n| start + n);
+            prop_assert_eq!(next_special(&bytes, start), expected);
+        }
+
+        #[test]
+        fn members_are_the_objects_members_in_order(
+            members in prop::collection::vec(("\\PC{0,6}|[\\x00-\\x7f]{0,4}", json_value()), 0..6),
+            pretty: bool,
+        ) {
+            // Written by hand: a map would drop duplicates and reorder the keys.
+            let (open, colon, comma, close) = if pretty {
+                ("{\n  ", " : ", " ,\n\t", "\r\n}")
+            } else {
+                ("{", ":", ",", "}")
+            };
+            let mut text = String::from(open);
+            let mut value_texts = Vec::new();
+            for (n, (key, value)) in members.iter().enumerate() {
+                if n > 0 {
+                    text.push_str(comma);
+                }
+                text.push_str(&serde_json::to_string(key).unwrap());
+                text.push_str(colon);
+                let value = if pretty {
+                    serde_json::to_string_pretty(value).unwrap()
+                } else {
+                    serde_json::to_string(value).unwrap()
+                };
+                text.push_str(&value);
+                value_texts.push(value);
+            }
+            text.push_str(close);
+            let raw = RawArg::parse(&text).unwrap();
+            let walked: Vec<_> = raw.members().unwrap().collect();
+            prop_assert_eq!(walked.len(), members.len());
+            for (((key, _), value), (walked_key, walked_value)) in
+                members.iter().zip(&value_texts).zip(walked)
+            {
+                let walked_key = str_value(walked_key);
+                prop_assert_eq!(walked_key.as_deref(), Some(key.as_str()));
+                prop_assert_eq!(walked_value, value.as_str());
+            }
+        }
+
         #[test]
         fn agrees_with_serde_json_on_valid_arrays(
             values in prop::collection::vec(json_value(), 0..5),

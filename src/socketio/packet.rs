@@ -467,21 +467,9 @@ pub fn write_json_str(out: &mut String, s: &str) {
     }
 }
 
-/// Whether `bytes` hold nothing JSON escapes (`"`, `\\`, a control character), eight
-/// bytes at a time with the scanner's word test ([`json::special_bytes`]).
+/// Whether `bytes` hold nothing JSON escapes (`"`, `\\`, a control character).
 fn is_plain(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if json::special_bytes(u64::from_le_bytes(word)) != 0 {
-            return false;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+    json::next_special(bytes, 0) == bytes.len()
 }
 
 /// Appends the decimal digits of `n` (a JSON number).
