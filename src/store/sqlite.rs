@@ -6,7 +6,7 @@
 //! - A checkpointer thread with its own connection copies the WAL back into the file
 //!   every 50 ms (a passive checkpoint), so commits never wait behind a checkpoint; when
 //!   the WAL has grown, it has the writer copy the last frames between two batches so
-//!   that the WAL starts over (see [`run_checkpointer`]).
+//!   that the WAL starts over (see `run_checkpointer`).
 //! - Writes (`join`, `append`, `erase_room`) are sent over a bounded channel to one
 //!   writer thread that owns the only write connection. It drains what is queued (up to
 //!   [`MAX_BATCH`] operations), applies it all in one transaction, commits, then answers
