@@ -529,14 +529,14 @@ impl<'a> MsgFields<'a> {
     fn of(raw: &'a RawArg) -> Option<MsgFields<'a>> {
         let mut fields = MsgFields::default();
         for (key, value) in raw.members()? {
-            // Keys are compared as written; one with escapes is decoded first.
+            // A key is decoded only when written with escapes (rarely).
             let key = match key.contains('\\') {
-                false => Cow::Borrowed(key),
-                true => Cow::Owned(serde_json::to_string(&json::str_value(key)?).ok()?),
+                false => Cow::Borrowed(key.strip_prefix('"')?.strip_suffix('"')?),
+                true => json::str_value(key)?,
             };
             let slot = match key.as_ref() {
-                r#""msg""# => &mut fields.msg,
-                r#""cid""# => &mut fields.cid,
+                "msg" => &mut fields.msg,
+                "cid" => &mut fields.cid,
                 _ => continue,
             };
             if slot.replace(value).is_some() {

@@ -47,17 +47,6 @@ impl RawArg {
             .then(|| self.0.slice_ref(part))
     }
 
-    /// An argument from text the scanner has already checked: a view of `owner` when
-    /// the text lies within it, a copy otherwise.
-    fn checked(json: &str, owner: Option<&ByteString>) -> RawArg {
-        match owner {
-            Some(owner) => RawArg(owner.slice_ref(json)),
-            None => RawArg(json.into()),
-        }
-    }
-}
-
-impl RawArg {
     /// Its members, when it is a JSON object: each key as its string literal (quotes
     /// included) and its value's text, in order, duplicates included; `None` for any
     /// other value. Walked, not checked again: the text was checked when the argument
@@ -67,6 +56,15 @@ impl RawArg {
             json: &self.0,
             at: 1,
         })
+    }
+
+    /// An argument from text the scanner has already checked: a view of `owner` when
+    /// the text lies within it, a copy otherwise.
+    fn checked(json: &str, owner: Option<&ByteString>) -> RawArg {
+        match owner {
+            Some(owner) => RawArg(owner.slice_ref(json)),
+            None => RawArg(json.into()),
+        }
     }
 }
 
