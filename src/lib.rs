@@ -8,6 +8,7 @@
 //! - `settings`: layered configuration.
 //! - `telemetry`: logging.
 //! - `memory`: hands the allocator's free memory back to the OS.
+//! - `threads`: the acceptor thread yields to the worker.
 //! - `startup`: the one place that builds the application.
 //! - `routes`: pages, REST API, health, errors.
 
@@ -20,3 +21,4 @@ pub mod socketio;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod threads;

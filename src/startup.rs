@@ -164,6 +164,7 @@ impl Application {
         let stop = shutdown_signal().context("cannot listen for SIGINT/SIGTERM")?;
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
+        crate::threads::lower_acceptor_priority_soon();
         let trimmer = tokio::spawn(crate::memory::release_free_memory_periodically());
         tracing::info!(
             port = self.address.port(),
@@ -187,6 +188,7 @@ impl Application {
     pub fn spawn(self) -> actix_web::dev::ServerHandle {
         let handle = self.server.handle();
         tokio::spawn(self.server);
+        crate::threads::lower_acceptor_priority_soon();
         handle
     }
 }
