@@ -114,18 +114,18 @@ pub fn str_value(literal: &str) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
-/// Where the JSON value starting at `at` in text already checked as JSON ends, not
-/// validated again.
+/// Where the JSON value starting at `at` in text already checked as JSON ends: its
+/// strings are skipped as the scanner skips them, its structure is not checked again.
 fn checked_value_end(b: &[u8], at: usize) -> Option<usize> {
     match *b.get(at)? {
-        b'"' => checked_string_end(b, at),
+        b'"' => string_end(b, at),
         b'{' | b'[' => {
             let mut depth = 0usize;
             let mut i = at;
             loop {
                 match *b.get(i)? {
                     b'"' => {
-                        i = checked_string_end(b, i)?;
+                        i = string_end(b, i)?;
                         continue;
                     }
                     b'{' | b'[' => depth += 1,
@@ -147,22 +147,6 @@ fn checked_value_end(b: &[u8], at: usize) -> Option<usize> {
                 .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
                 .map_or(b.len(), |n| at + n),
         ),
-    }
-}
-
-/// Where a string literal of checked JSON text, starting at its opening quote, ends
-/// (past the closing one).
-fn checked_string_end(b: &[u8], at: usize) -> Option<usize> {
-    let mut i = at + 1;
-    loop {
-        // Checked text holds no control character: the next special byte is a quote or
-        // a backslash.
-        i = next_special(b, i);
-        match *b.get(i)? {
-            b'"' => return Some(i + 1),
-            // An escape: the character after the backslash is never the end.
-            _ => i += 2,
-        }
     }
 }
 
