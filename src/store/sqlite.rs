@@ -502,10 +502,7 @@ fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
 /// copy, stalled it 6–11 ms three times a second at 95,000 msg/s.)
 fn run_checkpointer(conn: Connection, stop: std::sync::mpsc::Receiver<()>, close_wal: &AtomicBool) {
     let passive = |conn: &Connection| {
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            row.get::<_, i64>(1)
-        })
-        .inspect_err(|e| {
+        passive_checkpoint(conn).inspect_err(|e| {
             tracing::warn!(error = %e, "SQLite checkpoint failed; the writer's own will take over");
         })
     };
@@ -567,9 +564,15 @@ fn sync_database_file(conn: &Connection) -> rusqlite::Result<()> {
 /// it reaches the WAL's end (unless a reader still uses older frames: then the next
 /// request tries again).
 fn close_wal(conn: &Connection) {
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+    if let Err(e) = passive_checkpoint(conn) {
         tracing::warn!(error = %e, "SQLite checkpoint on the writer failed");
     }
+}
+
+/// A passive checkpoint on `conn`: copies back what it can without waiting for anyone;
+/// returns how many frames the WAL holds.
+fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
