@@ -163,8 +163,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let stop = shutdown_signal().context("cannot listen for SIGINT/SIGTERM")?;
         let handle = self.server.handle();
-        let server = tokio::spawn(self.server);
-        crate::threads::lower_acceptor_priority_soon();
+        let server = serve(self.server);
         let trimmer = tokio::spawn(crate::memory::release_free_memory_periodically());
         tracing::info!(
             port = self.address.port(),
@@ -187,10 +186,17 @@ impl Application {
     /// Runs in the background (tests): returns the server's stop handle.
     pub fn spawn(self) -> actix_web::dev::ServerHandle {
         let handle = self.server.handle();
-        tokio::spawn(self.server);
-        crate::threads::lower_acceptor_priority_soon();
+        serve(self.server);
         handle
     }
+}
+
+/// Starts the HTTP server on this runtime; its acceptor thread (spawned as the server
+/// starts) then gets its lower priority.
+fn serve(server: Server) -> tokio::task::JoinHandle<io::Result<()>> {
+    let running = tokio::spawn(server);
+    crate::threads::lower_acceptor_priority_soon();
+    running
 }
 
 fn engine_config(settings: &Settings) -> EngineConfig {
