@@ -529,7 +529,8 @@ impl<'a> MsgFields<'a> {
     fn of(raw: &'a RawArg) -> Option<MsgFields<'a>> {
         let mut fields = MsgFields::default();
         for (key, value) in raw.members()? {
-            // A key is decoded only when written with escapes (rarely).
+            // A key is decoded only when written with escapes (rarely): `json::str_value`
+            // on every key cost ~260 more instructions per message (callgrind, flood).
             let key = match key.contains('\\') {
                 false => Cow::Borrowed(key.strip_prefix('"')?.strip_suffix('"')?),
                 true => json::str_value(key)?,
