@@ -2,13 +2,15 @@
 //!
 //! 1. messages stored per second on SQLite with group commit, many concurrent senders;
 //! 2. latency of a 50-message history page (`Latest` and `Before` a random seq) from a
-//!    room holding 1,000,000 messages, measured through [`Store::page`] as the chat calls it;
+//!    room holding 1,000,000 messages (or several rooms of that size, filled side by
+//!    side), measured through [`Store::page`] as the chat calls it;
 //! 3. joins per second and CPU per join: 19,000 people with random tokens joining 9,500
 //!    rooms with random ids, two by two, 256 at a time (the benchmark's idle case).
 //!
 //! Sizes can be changed with `TETE_BENCH_MESSAGES`, `TETE_BENCH_SENDERS`,
-//! `TETE_BENCH_ROOMS` (default: 3 scenarios), `TETE_BENCH_ROOM_SIZE`, `TETE_BENCH_PAGES`
-//! and `TETE_BENCH_JOINS`; `TETE_BENCH_ONLY=throughput|paging|joins` runs one part. The
+//! `TETE_BENCH_ROOMS` (default: 3 scenarios), `TETE_BENCH_ROOM_SIZE`, `TETE_BENCH_PAGES`,
+//! `TETE_BENCH_PAGING_ROOMS` (rooms filled side by side for paging, default 1) and
+//! `TETE_BENCH_JOINS`; `TETE_BENCH_ONLY=throughput|paging|joins` runs one part. The
 //! CPU figure is the whole process's: pin it (`taskset -c 0 cargo bench …`) to compare.
 
 use std::time::{Duration, Instant};
@@ -146,20 +148,23 @@ async fn throughput(senders: usize, room_count: usize) {
 async fn paging() {
     let size = setting("TETE_BENCH_ROOM_SIZE", 1_000_000);
     let pages = setting("TETE_BENCH_PAGES", 20_000);
+    let room_count = setting("TETE_BENCH_PAGING_ROOMS", 1).max(1);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = open(&dir).await;
-    let rooms = open_rooms(&store, 1, "paging").await;
-    let filling = send_all(&store, &rooms, 256, size, true).await;
+    let rooms = open_rooms(&store, room_count, "paging").await;
+    // 256 senders spread over the rooms: with several, the rooms' messages interleave.
+    let filling = send_all(&store, &rooms, 256, size * room_count, true).await;
     println!(
-        "== History page of 50 from a room of {size} messages (filled in {:.1} s, {:.0}/s)",
+        "== History page of 50 from {room_count} room(s) of {size} messages, interleaved \
+         (filled in {:.1} s, {:.0}/s)",
         filling.as_secs_f64(),
-        size as f64 / filling.as_secs_f64()
+        (size * room_count) as f64 / filling.as_secs_f64()
     );
-    let room = &rooms[0];
     let mut rng = rand::thread_rng();
     let mut latest = Vec::with_capacity(pages);
     let mut before = Vec::with_capacity(pages);
     for _ in 0..pages {
+        let room = &rooms[rng.gen_range(0..rooms.len())];
         let started = Instant::now();
         let page = store.page(room, 1, Cursor::Latest, 50).await;
         latest.push(started.elapsed());

@@ -17,12 +17,14 @@
 //!   [`StoreError::Unavailable`] and the writer goes on with the next batch.
 //! - Reads run on tokio's blocking threads, each borrowing a read-only connection from
 //!   a small pool (WAL allows concurrent readers).
-//! - Messages are stored in arrival order (a rowid table, so a batch appends to the
-//!   table's last pages instead of dirtying one page per room it touches) and found by the
-//!   compact unique index `(room_no, seq)`: a page is one range scan of that index. A room
-//!   is referred to by an integer `room_no` (never reused: `AUTOINCREMENT`) so that index
-//!   entries stay small, and a message's author (token hash, name, avatar) by an
-//!   `author_no` in `authors`: a message row holds its own text and little else.
+//! - Messages are stored numbered in arrival order (`msg_no`, so a batch appends to the
+//!   table's last pages instead of dirtying one page per room it touches), each batch's
+//!   messages grouped by room. They are found through `message_index`, one entry per
+//!   run (a room's messages of one batch: consecutive numbers and seqs), which the writer
+//!   fills [`INDEX_LAG`] messages at a time; the newer ones are found by scanning the
+//!   table's tail (see [`RoomScan`]). A room is referred to by an integer `room_no`
+//!   (never reused: `AUTOINCREMENT`), and a message's author (token hash, name, avatar)
+//!   by an `author_no` in `authors`: a message row holds its own text and little else.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +76,12 @@ const RESTART_FRAMES: i64 = 8 * 1024;
 const CHECKPOINT_PAGES: i64 = 64 * 1024;
 /// The size the WAL file is truncated back to after a checkpoint, in bytes.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// How many messages may wait to be entered in `message_index`. The writer enters them
+/// all at once when this many are waiting (in the transaction of the batch that reached
+/// it), so that each room's page of that index is written once per this many messages
+/// rather than once per commit; a read finds the messages not entered yet by scanning
+/// the table's tail, which this bounds (see [`SqliteStore::page`]).
+const INDEX_LAG: u64 = 8 * 1024;
 /// How long a connection waits on a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -180,6 +188,37 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE users;
     ALTER TABLE users_v2 RENAME TO users;
     CREATE INDEX users_by_token ON users (token_hash);",
+    // 5: a room's messages are found through `message_index`, which the writer fills a
+    // few thousand messages at a time instead of at every commit (see [`INDEX_LAG`]);
+    // SQLite's own index on (room_no, seq) dirtied a page per active room and commit. A
+    // message's number becomes an `INTEGER PRIMARY KEY` (`VACUUM` keeps it, while it may
+    // renumber a plain rowid). Every row already stored is copied and indexed.
+    "CREATE TABLE messages_v5 (
+        msg_no INTEGER PRIMARY KEY,
+        room_no INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        author_no INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        client_id TEXT
+    );
+    INSERT INTO messages_v5 (msg_no, room_no, seq, author_no, text, ts, client_id)
+        SELECT rowid, room_no, seq, author_no, text, ts, client_id FROM messages ORDER BY rowid;
+    DROP TABLE messages;
+    ALTER TABLE messages_v5 RENAME TO messages;
+    CREATE UNIQUE INDEX messages_by_client_id ON messages (room_no, client_id)
+        WHERE client_id IS NOT NULL;
+    CREATE TABLE message_index (
+        room_no INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        msg_no INTEGER NOT NULL,
+        PRIMARY KEY (room_no, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO message_index (room_no, seq, msg_no)
+        SELECT room_no, seq, msg_no FROM messages ORDER BY room_no, seq;
+    CREATE TABLE message_index_state (indexed_upto INTEGER NOT NULL);
+    INSERT INTO message_index_state (indexed_upto)
+        SELECT coalesce(max(msg_no), 0) FROM messages;",
 ];
 
 /// Messages with their authors, for [`MESSAGE_COLUMNS`].
@@ -335,22 +374,26 @@ impl SqliteStore {
         let room: Arc<str> = room.into();
         self.read(move |conn| {
             let (low, high) = page_bounds(visible_from, cursor);
-            let fetch = i64::from(limit) + 1;
-            let sql = match cursor {
-                Cursor::After(_) => "ASC",
-                Cursor::Latest | Cursor::Before(_) => "DESC",
+            let fetch = limit as usize + 1;
+            let newest_first = !matches!(cursor, Cursor::After(_));
+            // One snapshot for the room, the index and the table's tail.
+            let tx = conn.unchecked_transaction()?;
+            let found = tx
+                .prepare_cached("SELECT room_no, next_seq FROM rooms WHERE id = ?1")?
+                .query_row([&*room], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            let rows = match found {
+                Some((room_no, next_seq)) => {
+                    let scan = RoomScan {
+                        room: &room,
+                        room_no,
+                        next_seq,
+                    };
+                    scan.messages(&tx, low, high, fetch, newest_first)?
+                }
+                None => Vec::new(),
             };
-            let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
-                 WHERE m.room_no = {ROOM_NO} AND m.seq >= ?2 AND m.seq < ?3
-                 ORDER BY m.seq {sql} LIMIT ?4"
-            );
-            let mut statement = conn.prepare_cached(&sql)?;
-            let rows = statement
-                .query_map(params![&*room, low, high, fetch], |row| {
-                    message_from_row(&room, row)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
             Ok(page_from_scan(rows, cursor, limit))
         })
         .await
@@ -369,8 +412,9 @@ impl SqliteStore {
     pub async fn rooms_of(&self, token_hash: &str) -> Result<Vec<RoomSummary>, StoreError> {
         let token_hash = token_hash.to_owned();
         self.read(move |conn| {
+            let tx = conn.unchecked_transaction()?;
             // One row per room of theirs: the participant, the room's number, the room.
-            let rooms = conn
+            let rooms = tx
                 .prepare_cached(&format!(
                     "SELECT {USER_COLUMNS}, r.room_no, {ROOM_COLUMNS} FROM {USERS}
                      WHERE u.token_hash = ?1"
@@ -386,22 +430,21 @@ impl SqliteStore {
             let mut summaries = Vec::with_capacity(rooms.len());
             for (participant, room_no, room) in rooms {
                 let room_id: Arc<str> = participant.room.as_str().into();
-                let last_message = conn
-                    .prepare_cached(&format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
-                         WHERE m.room_no = ?1 AND m.seq >= ?2
-                         ORDER BY m.seq DESC LIMIT 1"
-                    ))?
-                    .query_row(params![room_no, participant.first_seq], |row| {
-                        message_from_row(&room_id, row)
-                    })
-                    .optional()?;
+                let scan = RoomScan {
+                    room: &room_id,
+                    room_no,
+                    next_seq: room.next_seq,
+                };
+                let last_message = scan
+                    .messages(&tx, participant.first_seq, i64::MAX, 1, true)?
+                    .pop();
                 summaries.push(RoomSummary {
                     room,
                     participant,
                     last_message,
                 });
             }
+            tx.commit()?;
             super::newest_activity_first(&mut summaries);
             Ok(summaries)
         })
@@ -779,8 +822,16 @@ fn answer_batch(
             return;
         }
     };
-    let WriterMemory { rooms, authors, .. } = memory;
-    let mut held = Held::default();
+    let WriterMemory {
+        rooms,
+        authors,
+        unindexed,
+        ..
+    } = memory;
+    let mut held = Held {
+        tail: unindexed.tail.take(),
+        ..Held::default()
+    };
     held.pending.reserve(batch.len());
     let mut done: Vec<(Reply, Option<Outcome>)> = Vec::with_capacity(batch.len());
     let mut failure = None;
@@ -794,8 +845,12 @@ fn answer_batch(
     if failure.is_none() {
         failure = held.flush(&tx, rooms, &mut done).err();
     }
+    unindexed.tail = held.tail.take();
     // The held statements borrow the transaction, which the commit consumes.
     drop(held);
+    if failure.is_none() {
+        failure = unindexed.enter_if_due(&tx).err();
+    }
     let committed = match failure {
         Some(error) => Err(error),
         None => rooms.flush(&tx).and_then(|()| tx.commit()),
@@ -814,6 +869,7 @@ fn answer_batch(
             // are gone with it.
             authors.clear();
             rooms.clear();
+            unindexed.forget();
             tracing::warn!(error = %e, "SQLite write batch failed; its callers get store_unavailable");
             let error = unavailable(e);
             done.into_iter()
@@ -851,6 +907,8 @@ fn apply<'tx>(
         Request::Erase { room } => {
             held.flush(tx, rooms, done)?;
             authors.clear();
+            // The tail is read again from the table, without the erased rows.
+            held.tail = None;
             Outcome::Erased(erase(tx, rooms, &room)?)
         }
     };
@@ -918,6 +976,9 @@ struct Held<'tx> {
     insert_message: Option<rusqlite::CachedStatement<'tx>>,
     insert_rows: [Option<rusqlite::CachedStatement<'tx>>; INSERT_ROWS.len()],
     pending: Vec<Pending>,
+    /// The writer's knowledge of the unindexed messages, taken for the batch: each row
+    /// inserted is noted in it (`None`: unknown, nothing to note).
+    tail: Option<Tail>,
 }
 
 impl<'tx> Held<'tx> {
@@ -935,6 +996,7 @@ impl<'tx> Held<'tx> {
         rooms: &mut RoomCache,
         done: &mut [(Reply, Option<Outcome>)],
     ) -> rusqlite::Result<()> {
+        self.group_by_room();
         let mut stored = 0;
         let mut short = None;
         while stored < self.pending.len() {
@@ -988,6 +1050,26 @@ impl<'tx> Held<'tx> {
         Ok(())
     }
 
+    /// Puts each room's pending messages side by side, in their order: a room's messages
+    /// of a batch then have consecutive numbers, one run in `message_index`. (Sorted by
+    /// key and moved once: a stable sort of the messages themselves moved each several
+    /// times, ~1.5 % of the CPU at flood.)
+    fn group_by_room(&mut self) {
+        let mut keys: Vec<(i64, usize)> = self
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(at, row)| (row.room_no, at))
+            .collect();
+        if keys.is_sorted() {
+            return;
+        }
+        keys.sort_unstable();
+        let mut rows: Vec<Option<Pending>> = self.pending.drain(..).map(Some).collect();
+        self.pending
+            .extend(keys.iter().filter_map(|&(_, at)| rows[at].take()));
+    }
+
     /// Binds `rows` pending messages from `start` to the `size`-th multi-row statement
     /// and runs it; returns how many rows it inserted.
     fn insert_chunk(
@@ -1010,7 +1092,17 @@ impl<'tx> Held<'tx> {
             statement.raw_bind_parameter(at + 5, row.now_ms)?;
             statement.raw_bind_parameter(at + 6, row.msg.client_id.as_deref())?;
         }
-        statement.raw_execute()
+        let inserted = statement.raw_execute()?;
+        if inserted == rows
+            && let Some(tail) = &mut self.tail
+        {
+            // A statement's rows are numbered one after another, after the largest.
+            let first = tx.last_insert_rowid() - rows as i64 + 1;
+            for (i, row) in self.pending[start..start + rows].iter().enumerate() {
+                tail.note(row.room_no, row.seq, first + i as i64);
+            }
+        }
+        Ok(inserted)
     }
 
     /// Stores one message with its own statement: a retried client id hits the unique
@@ -1026,6 +1118,7 @@ impl<'tx> Held<'tx> {
             return Ok(Err(StoreError::RoomNotFound(msg.room.to_string())));
         };
         row.seq = room.next_seq;
+        let room_no = room.room_no;
         let insert = match &mut self.insert_message {
             Some(insert) => insert,
             None => self.insert_message.insert(tx.prepare_cached(
@@ -1061,6 +1154,9 @@ impl<'tx> Held<'tx> {
         room.advance(row.now_ms);
         if !std::mem::replace(&mut room.dirty, true) {
             rooms.dirty.push(Arc::clone(&msg.room));
+        }
+        if let Some(tail) = &mut self.tail {
+            tail.note(room_no, row.seq, tx.last_insert_rowid());
         }
         Ok(Ok(row.into_stored()))
     }
@@ -1106,6 +1202,7 @@ struct WriterMemory {
     /// `PRAGMA data_version` when the last batch began: it moves only when another
     /// connection (another process on the same file) commits.
     data_version: Option<i64>,
+    unindexed: Unindexed,
 }
 
 impl WriterMemory {
@@ -1117,6 +1214,7 @@ impl WriterMemory {
             .query_row([], |row| row.get(0))?;
         if self.data_version != Some(version) {
             self.rooms.clear();
+            self.unindexed.forget();
             self.data_version = Some(version);
         }
         if self.rooms.rooms.len() > RoomCache::MAX_ROOMS {
@@ -1124,6 +1222,112 @@ impl WriterMemory {
         }
         Ok(())
     }
+}
+
+/// The messages stored but not entered in `message_index` yet (numbered above
+/// `message_index_state.indexed_upto`), as far as the writer knows them.
+#[derive(Default)]
+struct Unindexed {
+    /// `None` when unknown (at start, after a failed batch or an erase, after another
+    /// connection wrote): the next batch enters the table's tail as it reads it.
+    tail: Option<Tail>,
+}
+
+/// The unindexed messages this writer stored itself: how many, and where their runs
+/// start (a run: messages of one room with consecutive numbers and consecutive seqs).
+#[derive(Default)]
+struct Tail {
+    count: u64,
+    /// (room_no, seq, msg_no) of each run's first message.
+    starts: Vec<[i64; 3]>,
+    /// The last message noted, which the next may continue.
+    last: Option<[i64; 3]>,
+}
+
+impl Tail {
+    fn note(&mut self, room_no: i64, seq: i64, msg_no: i64) {
+        self.count += 1;
+        let continues = self
+            .last
+            .is_some_and(|[r, s, m]| r == room_no && s + 1 == seq && m + 1 == msg_no);
+        if !continues {
+            self.starts.push([room_no, seq, msg_no]);
+        }
+        self.last = Some([room_no, seq, msg_no]);
+    }
+}
+
+impl Unindexed {
+    fn forget(&mut self) {
+        self.tail = None;
+    }
+
+    /// At the end of a batch, inside its transaction: once [`INDEX_LAG`] messages wait
+    /// (or when the writer does not know them), enters them all in `message_index`.
+    ///
+    /// `OR IGNORE`: a seq is never given twice (the writer numbers from the room's own
+    /// counter), but should a row ever repeat one, history keeps the first rather than
+    /// every later batch failing.
+    fn enter_if_due(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let last = match &self.tail {
+            Some(tail) if tail.count < INDEX_LAG => return Ok(()),
+            Some(tail) => {
+                let mut enter = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no)
+                     VALUES (?1, ?2, ?3)",
+                )?;
+                for start in &tail.starts {
+                    enter.execute(*start)?;
+                }
+                let upto = tail.last.map_or(0, |[_, _, msg_no]| msg_no);
+                tx.prepare_cached("UPDATE message_index_state SET indexed_upto = ?1")?
+                    .execute([upto])?;
+                tail.last
+            }
+            None => enter_tail(tx)?,
+        };
+        // Known once the batch commits; a failed one forgets it.
+        self.tail = Some(Tail {
+            last,
+            ..Tail::default()
+        });
+        Ok(())
+    }
+}
+
+/// Enters the messages above `indexed_upto` in `message_index`: one entry where a run
+/// starts, a run being messages of one room with consecutive numbers and consecutive
+/// seqs (a room's messages of one batch). The table's tail is read in order, starting at
+/// the last message entered before, which may be continued.
+///
+/// An entry too many only splits a run, so a message whose predecessor is gone (erased)
+/// starts one. `OR IGNORE`: a seq is never given twice (the writer numbers from the
+/// room's own counter), but should a row ever repeat one, history keeps the first
+/// rather than every later batch failing.
+fn enter_tail(tx: &Transaction<'_>) -> rusqlite::Result<Option<[i64; 3]>> {
+    let upto: i64 = tx
+        .prepare_cached("SELECT indexed_upto FROM message_index_state")?
+        .query_row([], |row| row.get(0))?;
+    let mut scan = tx.prepare_cached(
+        "SELECT msg_no, room_no, seq FROM messages WHERE msg_no >= ?1 ORDER BY msg_no",
+    )?;
+    let mut enter = tx.prepare_cached(
+        "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut rows = scan.query([upto])?;
+    let mut last: Option<[i64; 3]> = None;
+    while let Some(row) = rows.next()? {
+        let (msg_no, room_no, seq) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let continues =
+            last.is_some_and(|[r, s, m]| r == room_no && s + 1 == seq && m + 1 == msg_no);
+        if msg_no > upto && !continues {
+            enter.execute(params![room_no, seq, msg_no])?;
+        }
+        last = Some([room_no, seq, msg_no]);
+    }
+    tx.prepare_cached("UPDATE message_index_state SET indexed_upto = ?1")?
+        .execute([last.map_or(upto, |[_, _, msg_no]| msg_no)])?;
+    Ok(last)
 }
 
 /// The rooms' counters (`next_seq`, `message_count`, `last_message_at`), kept across
@@ -1382,8 +1586,19 @@ fn join(
 
 fn erase(tx: &Transaction<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::Result<bool> {
     rooms.rooms.remove(room);
-    tx.prepare_cached(&format!("DELETE FROM messages WHERE room_no = {ROOM_NO}"))?
-        .execute([room])?;
+    let found = tx
+        .prepare_cached("SELECT room_no, next_seq FROM rooms WHERE id = ?1")?
+        .query_row([room], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    if let Some((room_no, next_seq)) = found {
+        let room = room.into();
+        let scan = RoomScan {
+            room: &room,
+            room_no,
+            next_seq,
+        };
+        scan.delete(tx)?;
+    }
     tx.prepare_cached(&format!("DELETE FROM authors WHERE room_no = {ROOM_NO}"))?
         .execute([room])?;
     tx.prepare_cached(&format!("DELETE FROM users WHERE room_no = {ROOM_NO}"))?
@@ -1392,6 +1607,211 @@ fn erase(tx: &Transaction<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::R
         .prepare_cached("DELETE FROM rooms WHERE id = ?1")?
         .execute([room])?;
     Ok(erased > 0)
+}
+
+/// Where a room's messages are: the runs `message_index` gives, then the table's tail
+/// above `indexed_upto`.
+///
+/// A run starts at an entry (seq S, number M) and holds the room's messages S, S + 1, …
+/// at numbers M, M + 1, … up to the next entry's seq or the last one entered; so a run's
+/// rows are one range of `msg_no`, each checked to be the room's with `seq - msg_no =
+/// S - M`. A room's messages are numbered in the order of their seqs (the writer numbers
+/// both as it stores them), so its tail is newer than anything entered.
+struct RoomScan<'a> {
+    room: &'a Arc<str>,
+    room_no: i64,
+    /// The room's next seq: no message of it has this seq or a larger one.
+    next_seq: i64,
+}
+
+impl RoomScan<'_> {
+    /// The room's messages with seq in `[low, high)`: the `fetch` newest, newest first,
+    /// or the `fetch` oldest, oldest first.
+    fn messages(
+        &self,
+        conn: &Connection,
+        low: i64,
+        high: i64,
+        fetch: usize,
+        newest_first: bool,
+    ) -> rusqlite::Result<Vec<StoredMessage>> {
+        let high = high.min(self.next_seq);
+        if low >= high || fetch == 0 {
+            return Ok(Vec::new());
+        }
+        let upto = indexed_upto(conn)?;
+        let order = if newest_first { "DESC" } else { "ASC" };
+        // The table's tail: newest first, its messages come before any entered; oldest
+        // first, after them.
+        let tail = |wanted: usize| {
+            conn.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
+                 WHERE m.msg_no > ?1 AND m.room_no = ?2 AND m.seq >= ?3 AND m.seq < ?4
+                 ORDER BY m.seq {order} LIMIT ?5"
+            ))?
+            .query_map(
+                params![upto, self.room_no, low, high, wanted as i64],
+                |row| message_from_row(self.room, row),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        };
+        let mut found = if newest_first {
+            tail(fetch)?
+        } else {
+            Vec::new()
+        };
+        let mut wanted = fetch - found.len();
+        let mut run_rows = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM {MESSAGES}
+             WHERE m.msg_no >= ?1 AND m.msg_no <= ?2 AND m.room_no = ?3
+             AND m.seq - m.msg_no = ?4
+             ORDER BY m.msg_no {order} LIMIT ?5"
+        ))?;
+        let mut take_run = |found: &mut Vec<StoredMessage>,
+                            run: Run,
+                            wanted: &mut usize|
+         -> rusqlite::Result<()> {
+            let Some((first, last)) = run.numbers(low, upto) else {
+                return Ok(());
+            };
+            let before = found.len();
+            for row in run_rows.query_map(
+                params![first, last, self.room_no, run.offset(), *wanted as i64],
+                |row| message_from_row(self.room, row),
+            )? {
+                found.push(row?);
+            }
+            *wanted = wanted.saturating_sub(found.len() - before);
+            Ok(())
+        };
+        if newest_first {
+            let mut entries = conn.prepare_cached(
+                "SELECT seq, msg_no FROM message_index WHERE room_no = ?1 AND seq < ?2
+                 ORDER BY seq DESC",
+            )?;
+            let mut entries = entries.query(params![self.room_no, high])?;
+            let mut end = high;
+            while wanted > 0 {
+                let Some(entry) = entries.next()? else { break };
+                let run = Run {
+                    seq: entry.get(0)?,
+                    msg_no: entry.get(1)?,
+                    end,
+                };
+                take_run(&mut found, run, &mut wanted)?;
+                if run.seq <= low {
+                    break;
+                }
+                end = run.seq;
+            }
+        } else {
+            // The run holding `low`, then those after it.
+            let mut next: Option<(i64, i64)> = conn
+                .prepare_cached(
+                    "SELECT seq, msg_no FROM message_index WHERE room_no = ?1 AND seq <= ?2
+                     ORDER BY seq DESC LIMIT 1",
+                )?
+                .query_row(params![self.room_no, low], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let mut entries = conn.prepare_cached(
+                "SELECT seq, msg_no FROM message_index WHERE room_no = ?1 AND seq > ?2
+                 AND seq < ?3 ORDER BY seq",
+            )?;
+            let mut entries = entries.query(params![self.room_no, low, high])?;
+            if next.is_none() {
+                next = match entries.next()? {
+                    Some(entry) => Some((entry.get(0)?, entry.get(1)?)),
+                    None => None,
+                };
+            }
+            while wanted > 0 {
+                let Some((seq, msg_no)) = next else { break };
+                next = match entries.next()? {
+                    Some(entry) => Some((entry.get(0)?, entry.get(1)?)),
+                    None => None,
+                };
+                let end = next.map_or(high, |(seq, _)| seq);
+                take_run(&mut found, Run { seq, msg_no, end }, &mut wanted)?;
+            }
+            if wanted > 0 {
+                found.extend(tail(wanted)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes the room's messages and its entries in `message_index`.
+    fn delete(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let upto = indexed_upto(tx)?;
+        let entries = tx
+            .prepare_cached(
+                "SELECT seq, msg_no FROM message_index WHERE room_no = ?1 ORDER BY seq",
+            )?
+            .query_map([self.room_no], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<Vec<(i64, i64)>, _>>()?;
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM messages WHERE msg_no >= ?1 AND msg_no <= ?2 AND room_no = ?3
+             AND seq - msg_no = ?4",
+        )?;
+        for (i, &(seq, msg_no)) in entries.iter().enumerate() {
+            let end = entries.get(i + 1).map_or(self.next_seq, |&(next, _)| next);
+            let run = Run { seq, msg_no, end };
+            if let Some((first, last)) = run.numbers(seq, upto) {
+                delete.execute(params![first, last, self.room_no, run.offset()])?;
+            }
+        }
+        tx.prepare_cached("DELETE FROM messages WHERE msg_no > ?1 AND room_no = ?2")?
+            .execute(params![upto, self.room_no])?;
+        tx.prepare_cached("DELETE FROM message_index WHERE room_no = ?1")?
+            .execute([self.room_no])?;
+        // Numbers freed at the table's end are given again: they must count as not
+        // entered yet.
+        tx.prepare_cached(
+            "UPDATE message_index_state SET indexed_upto =
+                 min(indexed_upto, (SELECT coalesce(max(msg_no), 0) FROM messages))",
+        )?
+        .execute([])?;
+        Ok(())
+    }
+}
+
+/// A run of one room's messages (see [`RoomScan`]): its first seq and number, and the
+/// seq it ends before (the next run's first, or the room's next seq).
+#[derive(Clone, Copy)]
+struct Run {
+    seq: i64,
+    msg_no: i64,
+    end: i64,
+}
+
+impl Run {
+    /// `seq - msg_no` of every message in the run.
+    fn offset(self) -> i64 {
+        self.seq - self.msg_no
+    }
+
+    /// The numbers of its messages with seq at least `low`, none above `upto` (the last
+    /// number entered); `None` when there are none.
+    fn numbers(self, low: i64, upto: i64) -> Option<(i64, i64)> {
+        let from = self.seq.max(low);
+        if from >= self.end {
+            return None;
+        }
+        let first = self.msg_no.saturating_add(from - self.seq);
+        let last = self
+            .msg_no
+            .saturating_add(self.end.saturating_sub(1).saturating_sub(self.seq))
+            .min(upto);
+        (first <= last).then_some((first, last))
+    }
+}
+
+/// The number of the last message entered in `message_index`.
+fn indexed_upto(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT indexed_upto FROM message_index_state")?
+        .query_row([], |row| row.get(0))
 }
 
 fn find_participant(
