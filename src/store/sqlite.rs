@@ -1655,7 +1655,13 @@ impl RoomScan<'_> {
             )?
             .collect::<rusqlite::Result<Vec<_>>>()
         };
-        let mut found = if newest_first {
+        // The room's messages in the tail come after its newest entry's seq: a range that
+        // ends at or before it (an older page) needs no scan of the tail.
+        let newest_entry: Option<i64> = conn
+            .prepare_cached("SELECT max(seq) FROM message_index WHERE room_no = ?1")?
+            .query_row([self.room_no], |row| row.get(0))?;
+        let tail_in_range = newest_entry.is_none_or(|seq| high > seq.saturating_add(1));
+        let mut found = if newest_first && tail_in_range {
             tail(fetch)?
         } else {
             Vec::new()
@@ -1735,7 +1741,7 @@ impl RoomScan<'_> {
                 let end = next.map_or(high, |(seq, _)| seq);
                 take_run(&mut found, Run { seq, msg_no, end }, &mut wanted)?;
             }
-            if wanted > 0 {
+            if wanted > 0 && tail_in_range {
                 found.extend(tail(wanted)?);
             }
         }
