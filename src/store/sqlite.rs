@@ -76,12 +76,16 @@ const RESTART_FRAMES: i64 = 8 * 1024;
 const CHECKPOINT_PAGES: i64 = 64 * 1024;
 /// The size the WAL file is truncated back to after a checkpoint, in bytes.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
-/// How many messages may wait to be entered in `message_index`. The writer enters them
-/// all at once when this many are waiting (in the transaction of the batch that reached
-/// it), so that each room's page of that index is written once per this many messages
-/// rather than once per commit; a read finds the messages not entered yet by scanning
-/// the table's tail, which this bounds (see [`SqliteStore::page`]).
+/// How many messages may wait to be entered in `message_index`. Once this many wait, the
+/// writer enters runs, [`ENTER_STEP`] per batch at most (in the batch's transaction),
+/// until half as many wait: each room's page of that index is written a few times per
+/// this many messages rather than at every commit. A read finds the messages not entered
+/// yet by scanning the table's tail, which this bounds (see [`RoomScan`]).
 const INDEX_LAG: u64 = 8 * 1024;
+/// The most runs one batch enters. At steady load a run holds one or two messages
+/// (small batches), and entering all of 8,192 messages' runs at once stalled a batch for
+/// milliseconds: steady's p99 at 27,000 msg/s 4.2 / 4.7 → 3.6 / 3.1 ms with steps.
+const ENTER_STEP: usize = 1024;
 /// How long a connection waits on a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -1237,11 +1241,15 @@ struct Unindexed {
 /// start (a run: messages of one room with consecutive numbers and consecutive seqs).
 #[derive(Default)]
 struct Tail {
+    /// How many messages are not entered (while this writer knows the tail, the
+    /// messages' numbers follow one another).
     count: u64,
-    /// (room_no, seq, msg_no) of each run's first message.
-    starts: Vec<[i64; 3]>,
+    /// (room_no, seq, msg_no) of each run's first message, in order.
+    starts: std::collections::VecDeque<[i64; 3]>,
     /// The last message noted, which the next may continue.
     last: Option<[i64; 3]>,
+    /// Entering runs, a step per batch, until half of [`INDEX_LAG`] wait.
+    entering: bool,
 }
 
 impl Tail {
@@ -1251,7 +1259,7 @@ impl Tail {
             .last
             .is_some_and(|[r, s, m]| r == room_no && s + 1 == seq && m + 1 == msg_no);
         if !continues {
-            self.starts.push([room_no, seq, msg_no]);
+            self.starts.push_back([room_no, seq, msg_no]);
         }
         self.last = Some([room_no, seq, msg_no]);
     }
@@ -1262,35 +1270,46 @@ impl Unindexed {
         self.tail = None;
     }
 
-    /// At the end of a batch, inside its transaction: once [`INDEX_LAG`] messages wait
-    /// (or when the writer does not know them), enters them all in `message_index`.
+    /// At the end of a batch, inside its transaction: once [`INDEX_LAG`] messages wait,
+    /// enters the oldest [`ENTER_STEP`] runs in `message_index` (in the batches after,
+    /// the next ones, until half as many wait); when the writer does not know the tail,
+    /// enters all of it as it reads it. What it changes in memory holds once the batch
+    /// commits: a failed batch forgets the tail.
     ///
     /// `OR IGNORE`: a seq is never given twice (the writer numbers from the room's own
     /// counter), but should a row ever repeat one, history keeps the first rather than
     /// every later batch failing.
     fn enter_if_due(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        let last = match &self.tail {
-            Some(tail) if tail.count < INDEX_LAG => return Ok(()),
-            Some(tail) => {
-                let mut enter = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no)
-                     VALUES (?1, ?2, ?3)",
-                )?;
-                for start in &tail.starts {
-                    enter.execute(*start)?;
-                }
-                let upto = tail.last.map_or(0, |[_, _, msg_no]| msg_no);
-                tx.prepare_cached("UPDATE message_index_state SET indexed_upto = ?1")?
-                    .execute([upto])?;
-                tail.last
-            }
-            None => enter_tail(tx)?,
+        let Some(tail) = &mut self.tail else {
+            let last = enter_tail(tx)?;
+            self.tail = Some(Tail {
+                last,
+                ..Tail::default()
+            });
+            return Ok(());
         };
-        // Known once the batch commits; a failed one forgets it.
-        self.tail = Some(Tail {
-            last,
-            ..Tail::default()
-        });
+        tail.entering = tail.entering || tail.count >= INDEX_LAG;
+        if !tail.entering {
+            return Ok(());
+        }
+        let mut enter = tx.prepare_cached(
+            "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) VALUES (?1, ?2, ?3)",
+        )?;
+        let step = tail.starts.len().min(ENTER_STEP);
+        for start in tail.starts.iter().take(step) {
+            enter.execute(*start)?;
+        }
+        tail.starts.drain(..step);
+        let last = tail.last.map_or(0, |[_, _, msg_no]| msg_no);
+        // Entered: every message before the first run still waiting.
+        let upto = tail
+            .starts
+            .front()
+            .map_or(last, |[_, _, msg_no]| msg_no - 1);
+        tx.prepare_cached("UPDATE message_index_state SET indexed_upto = ?1")?
+            .execute([upto])?;
+        tail.count = u64::try_from(last - upto).unwrap_or(0);
+        tail.entering = tail.count >= INDEX_LAG / 2;
         Ok(())
     }
 }
