@@ -1292,22 +1292,15 @@ impl Unindexed {
         if !tail.entering {
             return Ok(());
         }
-        let mut enter = tx.prepare_cached(
-            "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) VALUES (?1, ?2, ?3)",
-        )?;
         let step = tail.starts.len().min(ENTER_STEP);
-        for start in tail.starts.iter().take(step) {
-            enter.execute(*start)?;
-        }
-        tail.starts.drain(..step);
         let last = tail.last.map_or(0, |[_, _, msg_no]| msg_no);
         // Entered: every message before the first run still waiting.
         let upto = tail
             .starts
-            .front()
+            .get(step)
             .map_or(last, |[_, _, msg_no]| msg_no - 1);
-        tx.prepare_cached("UPDATE message_index_state SET indexed_upto = ?1")?
-            .execute([upto])?;
+        enter_runs(tx, tail.starts.iter().take(step), upto)?;
+        tail.starts.drain(..step);
         tail.count = u64::try_from(last - upto).unwrap_or(0);
         tail.entering = tail.count >= INDEX_LAG / 2;
         Ok(())
@@ -1330,23 +1323,37 @@ fn enter_tail(tx: &Transaction<'_>) -> rusqlite::Result<Option<[i64; 3]>> {
     let mut scan = tx.prepare_cached(
         "SELECT msg_no, room_no, seq FROM messages WHERE msg_no >= ?1 ORDER BY msg_no",
     )?;
+    let mut rows = scan.query([upto])?;
+    let mut tail = Tail::default();
+    while let Some(row) = rows.next()? {
+        let (msg_no, room_no, seq) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        if msg_no > upto {
+            tail.note(room_no, seq, msg_no);
+        } else {
+            tail.last = Some([room_no, seq, msg_no]);
+        }
+    }
+    let last = tail.last.map_or(upto, |[_, _, msg_no]| msg_no);
+    enter_runs(tx, &tail.starts, last)?;
+    Ok(tail.last)
+}
+
+/// Enters `runs` (room_no, seq, msg_no of each run's first message) in `message_index`
+/// and records `upto` as the last number entered.
+fn enter_runs<'a>(
+    tx: &Transaction<'_>,
+    runs: impl IntoIterator<Item = &'a [i64; 3]>,
+    upto: i64,
+) -> rusqlite::Result<()> {
     let mut enter = tx.prepare_cached(
         "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) VALUES (?1, ?2, ?3)",
     )?;
-    let mut rows = scan.query([upto])?;
-    let mut last: Option<[i64; 3]> = None;
-    while let Some(row) = rows.next()? {
-        let (msg_no, room_no, seq) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        let continues =
-            last.is_some_and(|[r, s, m]| r == room_no && s + 1 == seq && m + 1 == msg_no);
-        if msg_no > upto && !continues {
-            enter.execute(params![room_no, seq, msg_no])?;
-        }
-        last = Some([room_no, seq, msg_no]);
+    for start in runs {
+        enter.execute(*start)?;
     }
     tx.prepare_cached("UPDATE message_index_state SET indexed_upto = ?1")?
-        .execute([last.map_or(upto, |[_, _, msg_no]| msg_no)])?;
-    Ok(last)
+        .execute([upto])?;
+    Ok(())
 }
 
 /// The rooms' counters (`next_seq`, `message_count`, `last_message_at`), kept across
