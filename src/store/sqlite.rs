@@ -657,7 +657,7 @@ fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
     conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
-    conn.set_prepared_statement_cache_capacity(32);
+    conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -924,19 +924,40 @@ fn apply<'tx>(
 /// is left, so any number of messages is at most a few statements beyond `n / 64`.
 const INSERT_ROWS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
+/// The largest of [`INSERT_ROWS`] that fits `left` rows (1 for none).
+fn insert_size(left: usize) -> usize {
+    INSERT_ROWS
+        .iter()
+        .position(|&rows| rows <= left)
+        .unwrap_or(INSERT_ROWS.len() - 1)
+}
+
 /// `INSERT OR IGNORE` of `rows` messages in one statement. `OR IGNORE` (not `ON CONFLICT
 /// DO NOTHING`, which leaves `NOT NULL` to abort) means nothing in it can abort, so
 /// SQLite keeps no statement journal for it.
 fn insert_rows_sql(rows: usize) -> String {
-    let mut sql = String::with_capacity(100 + rows * 14);
-    sql.push_str(
-        "INSERT OR IGNORE INTO messages (room_no, seq, author_no, text, ts, client_id) VALUES ",
-    );
+    format!(
+        "INSERT OR IGNORE INTO messages (room_no, seq, author_no, text, ts, client_id) {}",
+        values_sql(6, rows)
+    )
+}
+
+/// `VALUES` and `rows` rows of `columns` parameters each.
+fn values_sql(columns: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(8 + rows * (2 * columns + 2));
+    sql.push_str("VALUES ");
     for row in 0..rows {
         if row > 0 {
             sql.push(',');
         }
-        sql.push_str("(?,?,?,?,?,?)");
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push(',');
+            }
+            sql.push('?');
+        }
+        sql.push(')');
     }
     sql
 }
@@ -1005,10 +1026,7 @@ impl<'tx> Held<'tx> {
         let mut short = None;
         while stored < self.pending.len() {
             let left = self.pending.len() - stored;
-            let size = INSERT_ROWS
-                .iter()
-                .position(|&rows| rows <= left)
-                .unwrap_or(INSERT_ROWS.len() - 1);
+            let size = insert_size(left);
             let rows = INSERT_ROWS[size];
             let inserted = self.insert_chunk(tx, size, stored, rows)?;
             if inserted != rows {
@@ -1345,11 +1363,23 @@ fn enter_runs<'a>(
     runs: impl IntoIterator<Item = &'a [i64; 3]>,
     upto: i64,
 ) -> rusqlite::Result<()> {
-    let mut enter = tx.prepare_cached(
-        "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) VALUES (?1, ?2, ?3)",
-    )?;
-    for start in runs {
-        enter.execute(*start)?;
+    // In key order, so that a room's entries go into its leaf pages one after the other,
+    // by up to 64 rows per statement (SQLite's set-up per statement costs more than
+    // inserting such a small row).
+    let mut entries: Vec<[i64; 3]> = runs.into_iter().copied().collect();
+    entries.sort_unstable();
+    let mut rest = &entries[..];
+    while !rest.is_empty() {
+        let (chunk, after) = rest.split_at(INSERT_ROWS[insert_size(rest.len())]);
+        let mut enter = tx.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) {}",
+            values_sql(3, chunk.len())
+        ))?;
+        for (at, value) in chunk.iter().flatten().enumerate() {
+            enter.raw_bind_parameter(at + 1, *value)?;
+        }
+        enter.raw_execute()?;
+        rest = after;
     }
     tx.prepare_cached("UPDATE message_index_state SET indexed_upto = ?1")?
         .execute([upto])?;
