@@ -382,19 +382,8 @@ impl SqliteStore {
             let newest_first = !matches!(cursor, Cursor::After(_));
             // One snapshot for the room, the index and the table's tail.
             let tx = conn.unchecked_transaction()?;
-            let found = tx
-                .prepare_cached("SELECT room_no, next_seq FROM rooms WHERE id = ?1")?
-                .query_row([&*room], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?;
-            let rows = match found {
-                Some((room_no, next_seq)) => {
-                    let scan = RoomScan {
-                        room: &room,
-                        room_no,
-                        next_seq,
-                    };
-                    scan.messages(&tx, low, high, fetch, newest_first)?
-                }
+            let rows = match RoomScan::find(&tx, &room)? {
+                Some(scan) => scan.messages(&tx, low, high, fetch, newest_first)?,
                 None => Vec::new(),
             };
             tx.commit()?;
@@ -1642,17 +1631,7 @@ fn join(
 
 fn erase(tx: &Transaction<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::Result<bool> {
     rooms.rooms.remove(room);
-    let found = tx
-        .prepare_cached("SELECT room_no, next_seq FROM rooms WHERE id = ?1")?
-        .query_row([room], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    if let Some((room_no, next_seq)) = found {
-        let room = room.into();
-        let scan = RoomScan {
-            room: &room,
-            room_no,
-            next_seq,
-        };
+    if let Some(scan) = RoomScan::find(tx, &room.into())? {
         scan.delete(tx)?;
     }
     tx.prepare_cached(&format!("DELETE FROM authors WHERE room_no = {ROOM_NO}"))?
@@ -1680,7 +1659,25 @@ struct RoomScan<'a> {
     next_seq: i64,
 }
 
-impl RoomScan<'_> {
+/// A `message_index` entry's (seq, msg_no), from a row that selects them in that order.
+fn seq_and_number(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+impl<'a> RoomScan<'a> {
+    /// The room called `room`, or `None` when there is none.
+    fn find(conn: &Connection, room: &'a Arc<str>) -> rusqlite::Result<Option<Self>> {
+        conn.prepare_cached("SELECT room_no, next_seq FROM rooms WHERE id = ?1")?
+            .query_row([&**room], |row| {
+                Ok(RoomScan {
+                    room,
+                    room_no: row.get(0)?,
+                    next_seq: row.get(1)?,
+                })
+            })
+            .optional()
+    }
+
     /// The room's messages with seq in `[low, high)`: the `fetch` newest, newest first,
     /// or the `fetch` oldest, oldest first.
     fn messages(
@@ -1773,9 +1770,7 @@ impl RoomScan<'_> {
                     "SELECT seq, msg_no FROM message_index WHERE room_no = ?1 AND seq <= ?2
                      ORDER BY seq DESC LIMIT 1",
                 )?
-                .query_row(params![self.room_no, low], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
+                .query_row(params![self.room_no, low], seq_and_number)
                 .optional()?;
             let mut entries = conn.prepare_cached(
                 "SELECT seq, msg_no FROM message_index WHERE room_no = ?1 AND seq > ?2
@@ -1783,17 +1778,11 @@ impl RoomScan<'_> {
             )?;
             let mut entries = entries.query(params![self.room_no, low, high])?;
             if next.is_none() {
-                next = match entries.next()? {
-                    Some(entry) => Some((entry.get(0)?, entry.get(1)?)),
-                    None => None,
-                };
+                next = entries.next()?.map(seq_and_number).transpose()?;
             }
             while wanted > 0 {
                 let Some((seq, msg_no)) = next else { break };
-                next = match entries.next()? {
-                    Some(entry) => Some((entry.get(0)?, entry.get(1)?)),
-                    None => None,
-                };
+                next = entries.next()?.map(seq_and_number).transpose()?;
                 let end = next.map_or(high, |(seq, _)| seq);
                 take_run(&mut found, Run { seq, msg_no, end }, &mut wanted)?;
             }
@@ -1811,8 +1800,8 @@ impl RoomScan<'_> {
             .prepare_cached(
                 "SELECT seq, msg_no FROM message_index WHERE room_no = ?1 ORDER BY seq",
             )?
-            .query_map([self.room_no], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<Vec<(i64, i64)>, _>>()?;
+            .query_map([self.room_no], seq_and_number)?
+            .collect::<Result<Vec<_>, _>>()?;
         let mut delete = tx.prepare_cached(
             "DELETE FROM messages WHERE msg_no >= ?1 AND msg_no <= ?2 AND room_no = ?3
              AND seq - msg_no = ?4",
