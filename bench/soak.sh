@@ -10,6 +10,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 secs="${1:-600}"
 rate="${2:-370}"
+# The load generator stops any run at 900 s: the measured part plus 120 s of slack.
+if [ "$secs" -gt 780 ]; then
+  echo "soak.sh: at most 780 seconds (the load generator stops any run at 900 s)" >&2
+  exit 2
+fi
 tmp="$(mktemp -d)"
 port=39123
 loadgen="$root/bench/loadgen/target/release/loadgen"
