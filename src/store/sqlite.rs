@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::handoff::{Handoff, Inbox};
@@ -77,15 +77,22 @@ const CHECKPOINT_PAGES: i64 = 64 * 1024;
 /// The size the WAL file is truncated back to after a checkpoint, in bytes.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// How many messages may wait to be entered in `message_index`. Once this many wait, the
-/// writer enters runs, [`ENTER_STEP`] per batch at most (in the batch's transaction),
+/// writer enters runs, [`ENTER_STEP`] at a time in a transaction of their own after a
+/// batch (a step every [`STEP_GAP`] at most while fewer than twice this many wait),
 /// until half as many wait: each room's page of that index is written a few times per
 /// this many messages rather than at every commit. A read finds the messages not entered
 /// yet by scanning the table's tail, which this bounds (see [`RoomScan`]).
 const INDEX_LAG: u64 = 8 * 1024;
-/// The most runs one batch enters. At steady load a run holds one or two messages
+/// The most runs one step enters. At steady load a run holds one or two messages
 /// (small batches), and entering all of 8,192 messages' runs at once stalled a batch for
 /// milliseconds: steady's p99 at 27,000 msg/s 4.2 / 4.7 → 3.6 / 3.1 ms with steps.
 const ENTER_STEP: usize = 1024;
+/// The least time between two steps while fewer than twice [`INDEX_LAG`] messages wait.
+/// A step takes ~3 ms of the writer (twelfth session) and every write queued meanwhile
+/// waits for it: steps one after another, a batch between each, made a stretch in
+/// which every message was late; spaced, the writer catches up between them. At steady
+/// load (runs of one or two messages) 1,024 runs every 25 ms is ~40,000 runs a second.
+const STEP_GAP: Duration = Duration::from_millis(25);
 /// How long a connection waits on a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -381,7 +388,7 @@ impl SqliteStore {
             let fetch = limit as usize + 1;
             let newest_first = !matches!(cursor, Cursor::After(_));
             // One snapshot for the room, the index and the table's tail.
-            let tx = conn.unchecked_transaction()?;
+            let tx = CachedTx::deferred(conn)?;
             let rows = match RoomScan::find(&tx, &room)? {
                 Some(scan) => scan.messages(&tx, low, high, fetch, newest_first)?,
                 None => Vec::new(),
@@ -405,7 +412,7 @@ impl SqliteStore {
     pub async fn rooms_of(&self, token_hash: &str) -> Result<Vec<RoomSummary>, StoreError> {
         let token_hash = token_hash.to_owned();
         self.read(move |conn| {
-            let tx = conn.unchecked_transaction()?;
+            let tx = CachedTx::deferred(conn)?;
             // One row per room of theirs: the participant, the room's number, the room.
             let rooms = tx
                 .prepare_cached(&format!(
@@ -666,6 +673,61 @@ fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// A transaction whose `BEGIN` and `COMMIT` are the connection's cached statements.
+///
+/// rusqlite's `Transaction` runs both through `execute_batch`, which has SQLite parse
+/// them anew every time: 2.35 % of all instructions at 400 msg/s, a batch or two per
+/// commit (callgrind, twelfth session). Like `Transaction`, it rolls back when dropped
+/// uncommitted, or when its `COMMIT` failed.
+struct CachedTx<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> CachedTx<'c> {
+    /// The writer's: `BEGIN IMMEDIATE` takes the write lock at once.
+    fn immediate(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Self::begin(conn, "BEGIN IMMEDIATE")
+    }
+
+    /// A reader's: one snapshot for several statements.
+    fn deferred(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Self::begin(conn, "BEGIN")
+    }
+
+    fn begin(conn: &'c Connection, sql: &str) -> rusqlite::Result<Self> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(CachedTx { conn })
+    }
+
+    fn commit(self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for CachedTx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for CachedTx<'_> {
+    fn drop(&mut self) {
+        if self.conn.is_autocommit() {
+            return;
+        }
+        if let Err(e) = self
+            .conn
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut rollback| rollback.execute([]))
+        {
+            tracing::warn!(error = %e, "SQLite rollback failed");
+        }
+    }
+}
+
 /// A write, with where to send its answer.
 struct WriteOp {
     request: Request,
@@ -788,11 +850,32 @@ fn drain_into(queue: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>) {
     }
 }
 
-/// Applies `batch` (emptying it) in one transaction, then answers every caller.
+/// Applies `batch` (emptying it) in one transaction, then answers every caller; then,
+/// if a step of entering runs in `message_index` is due, takes it in a transaction of
+/// its own, so that the batch's callers do not wait for it.
 fn apply_batch(conn: &mut Connection, memory: &mut WriterMemory, batch: &mut Vec<WriteOp>) {
     let mut handoff = Handoff::expecting(batch.len());
     answer_batch(conn, memory, batch, &mut handoff);
     handoff.deliver();
+    let now = Instant::now();
+    if memory.unindexed.due(now) {
+        enter_step(conn, memory, now);
+    }
+}
+
+/// Enters a step of runs in `message_index` in a transaction of its own. A failure
+/// leaves the messages stored and unindexed (a read finds them in the table's tail);
+/// the writer forgets the tail and the next step reads it again.
+fn enter_step(conn: &Connection, memory: &mut WriterMemory, now: Instant) {
+    let entered = CachedTx::immediate(conn).and_then(|tx| {
+        memory.check(&tx)?;
+        memory.unindexed.enter_if_due(&tx, now)?;
+        tx.commit()
+    });
+    if let Err(e) = entered {
+        memory.unindexed.forget();
+        tracing::warn!(error = %e, "entering messages in the index failed; the next step tries again");
+    }
 }
 
 /// Applies `batch` (emptying it) in one transaction; completions go into `handoff`.
@@ -802,10 +885,7 @@ fn answer_batch(
     batch: &mut Vec<WriteOp>,
     handoff: &mut Handoff,
 ) {
-    let tx = match conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .and_then(|tx| memory.check(&tx).map(|()| tx))
-    {
+    let tx = match CachedTx::immediate(conn).and_then(|tx| memory.check(&tx).map(|()| tx)) {
         Ok(tx) => tx,
         Err(e) => {
             let error = unavailable(e);
@@ -841,9 +921,6 @@ fn answer_batch(
     unindexed.tail = held.tail.take();
     // The held statements borrow the transaction, which the commit consumes.
     drop(held);
-    if failure.is_none() {
-        failure = unindexed.enter_if_due(&tx).err();
-    }
     let committed = match failure {
         Some(error) => Err(error),
         None => rooms.flush(&tx).and_then(|()| tx.commit()),
@@ -875,7 +952,7 @@ fn answer_batch(
 /// message is only numbered here; its row goes in at the next [`Held::flush`], which
 /// runs before anything else that reads or changes the store.
 fn apply<'tx>(
-    tx: &'tx Transaction<'_>,
+    tx: &'tx CachedTx<'_>,
     rooms: &mut RoomCache,
     authors: &mut AuthorCache,
     held: &mut Held<'tx>,
@@ -1006,7 +1083,7 @@ impl<'tx> Held<'tx> {
     /// stored message.
     fn flush(
         &mut self,
-        tx: &'tx Transaction<'_>,
+        tx: &'tx CachedTx<'_>,
         rooms: &mut RoomCache,
         done: &mut [(Reply, Option<Outcome>)],
     ) -> rusqlite::Result<()> {
@@ -1085,7 +1162,7 @@ impl<'tx> Held<'tx> {
     /// and runs it; returns how many rows it inserted.
     fn insert_chunk(
         &mut self,
-        tx: &'tx Transaction<'_>,
+        tx: &'tx CachedTx<'_>,
         size: usize,
         start: usize,
         rows: usize,
@@ -1120,7 +1197,7 @@ impl<'tx> Held<'tx> {
     /// index and inserts nothing, and only then is the stored message looked up.
     fn store_one(
         &mut self,
-        tx: &'tx Transaction<'_>,
+        tx: &'tx CachedTx<'_>,
         rooms: &mut RoomCache,
         mut row: Pending,
     ) -> rusqlite::Result<Result<StoredMessage, StoreError>> {
@@ -1176,7 +1253,7 @@ impl<'tx> Held<'tx> {
 /// Numbers a message and moves its room's counters; its row is inserted at the next
 /// flush. `Some` refusal when the room does not exist.
 fn pend<'tx>(
-    tx: &'tx Transaction<'_>,
+    tx: &'tx CachedTx<'_>,
     rooms: &mut RoomCache,
     authors: &mut AuthorCache,
     held: &mut Held<'tx>,
@@ -1219,7 +1296,7 @@ struct WriterMemory {
 impl WriterMemory {
     /// At the start of a batch, inside its transaction: forgets the rooms' counters if
     /// another connection has written since the last batch (they may have moved).
-    fn check(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn check(&mut self, tx: &CachedTx<'_>) -> rusqlite::Result<()> {
         let version: i64 = tx
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |row| row.get(0))?;
@@ -1255,8 +1332,10 @@ struct Tail {
     starts: std::collections::VecDeque<[i64; 3]>,
     /// The last message noted, which the next may continue.
     last: Option<[i64; 3]>,
-    /// Entering runs, a step per batch, until half of [`INDEX_LAG`] wait.
+    /// Entering runs, a step at a time, until half of [`INDEX_LAG`] wait.
     entering: bool,
+    /// When the last step was entered.
+    last_step: Option<Instant>,
 }
 
 impl Tail {
@@ -1277,16 +1356,30 @@ impl Unindexed {
         self.tail = None;
     }
 
-    /// At the end of a batch, inside its transaction: once [`INDEX_LAG`] messages wait,
-    /// enters the oldest [`ENTER_STEP`] runs in `message_index` (in the batches after,
-    /// the next ones, until half as many wait); when the writer does not know the tail,
-    /// enters all of it as it reads it. What it changes in memory holds once the batch
-    /// commits: a failed batch forgets the tail.
+    /// Whether a step of entering is due after a batch: always while the tail is
+    /// unknown; once [`INDEX_LAG`] messages wait, a step every [`STEP_GAP`] (every
+    /// batch if twice as many wait) until half as many wait.
+    fn due(&self, now: Instant) -> bool {
+        let Some(tail) = &self.tail else {
+            return true;
+        };
+        (tail.entering || tail.count >= INDEX_LAG)
+            && (tail.count >= 2 * INDEX_LAG
+                || tail
+                    .last_step
+                    .is_none_or(|at| now.duration_since(at) >= STEP_GAP))
+    }
+
+    /// In a transaction of its own, after a batch: enters the oldest [`ENTER_STEP`]
+    /// runs in `message_index` once [`INDEX_LAG`] messages wait (the next ones at the
+    /// next steps, until half as many wait); when the writer does not know the tail,
+    /// enters all of it as it reads it. What it changes in memory holds once the
+    /// transaction commits: a failure forgets the tail.
     ///
     /// `OR IGNORE`: a seq is never given twice (the writer numbers from the room's own
     /// counter), but should a row ever repeat one, history keeps the first rather than
     /// every later batch failing.
-    fn enter_if_due(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn enter_if_due(&mut self, tx: &CachedTx<'_>, now: Instant) -> rusqlite::Result<()> {
         let Some(tail) = &mut self.tail else {
             let last = enter_tail(tx)?;
             self.tail = Some(Tail {
@@ -1310,6 +1403,7 @@ impl Unindexed {
         tail.starts.drain(..step);
         tail.count = u64::try_from(last - upto).unwrap_or(0);
         tail.entering = tail.count >= INDEX_LAG / 2;
+        tail.last_step = Some(now);
         Ok(())
     }
 }
@@ -1323,7 +1417,7 @@ impl Unindexed {
 /// starts one. `OR IGNORE`: a seq is never given twice (the writer numbers from the
 /// room's own counter), but should a row ever repeat one, history keeps the first
 /// rather than every later batch failing.
-fn enter_tail(tx: &Transaction<'_>) -> rusqlite::Result<Option<[i64; 3]>> {
+fn enter_tail(tx: &CachedTx<'_>) -> rusqlite::Result<Option<[i64; 3]>> {
     let upto: i64 = tx
         .prepare_cached("SELECT indexed_upto FROM message_index_state")?
         .query_row([], |row| row.get(0))?;
@@ -1348,7 +1442,7 @@ fn enter_tail(tx: &Transaction<'_>) -> rusqlite::Result<Option<[i64; 3]>> {
 /// Enters `runs` (room_no, seq, msg_no of each run's first message) in `message_index`
 /// and records `upto` as the last number entered.
 fn enter_runs<'a>(
-    tx: &Transaction<'_>,
+    tx: &CachedTx<'_>,
     runs: impl IntoIterator<Item = &'a [i64; 3]>,
     upto: i64,
 ) -> rusqlite::Result<()> {
@@ -1425,7 +1519,7 @@ impl RoomCache {
 
     fn get<'a>(
         &'a mut self,
-        tx: &Transaction<'_>,
+        tx: &CachedTx<'_>,
         room: &str,
     ) -> rusqlite::Result<Option<&'a mut CachedRoom>> {
         if !self.rooms.contains_key(room) {
@@ -1467,7 +1561,7 @@ impl RoomCache {
     }
 
     /// Writes the counters this batch moved (a room erased since has none to write).
-    fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn flush(&mut self, tx: &CachedTx<'_>) -> rusqlite::Result<()> {
         if self.dirty.is_empty() {
             return Ok(());
         }
@@ -1521,7 +1615,7 @@ impl AuthorCache {
     /// The number of the author of `msg` in room `room_no`, numbering them if new.
     fn number(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &CachedTx<'_>,
         room_no: i64,
         msg: &NewMessage,
     ) -> rusqlite::Result<i64> {
@@ -1574,7 +1668,7 @@ impl AuthorCache {
 /// joined with, and only `last_seen_at` moves. The room is created on its first join.
 /// (Upserts with `RETURNING` cost SQLite about three plain statements each.)
 fn join(
-    tx: &Transaction<'_>,
+    tx: &CachedTx<'_>,
     rooms: &mut RoomCache,
     room: &str,
     joining: &Joining,
@@ -1629,7 +1723,7 @@ fn join(
     })
 }
 
-fn erase(tx: &Transaction<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::Result<bool> {
+fn erase(tx: &CachedTx<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::Result<bool> {
     rooms.rooms.remove(room);
     if let Some(scan) = RoomScan::find(tx, &room.into())? {
         scan.delete(tx)?;
@@ -1794,7 +1888,7 @@ impl<'a> RoomScan<'a> {
     }
 
     /// Deletes the room's messages and its entries in `message_index`.
-    fn delete(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn delete(&self, tx: &CachedTx<'_>) -> rusqlite::Result<()> {
         let upto = indexed_upto(tx)?;
         let entries = tx
             .prepare_cached(

@@ -1004,3 +1004,49 @@ async fn history_reads_the_same_through_the_index_and_the_tail() {
     assert_history(&store, &a, 1, 500, &want[0]).await;
     assert_history(&store, &b, 1, 500, &want[1]).await;
 }
+
+/// Entering runs in `message_index` is a step of its own, after a batch has committed
+/// and its callers are answered: a step that fails (here another process makes every
+/// entry fail) fails no write and hides no message (a read finds them in the table's
+/// tail), and once entries go in again the next step enters the whole tail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_index_step_fails_no_write_and_the_tail_is_entered_later() {
+    let (_dir, path, store, room) = store_with(&["ann"]).await;
+    let other = rusqlite::Connection::open(&path).expect("opens");
+    other
+        .execute_batch(
+            "CREATE TRIGGER refuse_entries BEFORE INSERT ON message_index
+             BEGIN SELECT RAISE(ABORT, 'entries refused'); END;",
+        )
+        .expect("trigger");
+    let count = |sql: &str| -> i64 { other.query_row(sql, [], |row| row.get(0)).expect("reads") };
+    // Another process changed the file: the writer reads the tail again and tries to
+    // enter it after every batch, and fails.
+    let mut want = Vec::new();
+    let mut items = Vec::new();
+    for seq in 1..=300 {
+        want.push((seq, format!("m{seq}")));
+        items.push((room.clone(), "ann", format!("m{seq}")));
+    }
+    in_waves(&store, &items, 7).await;
+    assert_history(&store, &room, 1, 50, &want).await;
+    assert_eq!(count("SELECT count(*) FROM message_index"), 0);
+    other
+        .execute_batch("DROP TRIGGER refuse_entries")
+        .expect("dropped");
+    want.push((301, "m301".to_owned()));
+    in_waves(&store, &[(room.clone(), "ann", "m301".to_owned())], 1).await;
+    // The step comes after the batch's answer.
+    let last = count("SELECT max(msg_no) FROM messages");
+    let started = std::time::Instant::now();
+    while count("SELECT indexed_upto FROM message_index_state") < last {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the tail is entered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // One room's messages one after another: one run.
+    assert_eq!(count("SELECT count(*) FROM message_index"), 1);
+    assert_history(&store, &room, 1, 50, &want).await;
+}
