@@ -823,6 +823,8 @@ fn run_writer(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut memory = WriterMemory::default();
+    // The tail left by the last run is entered before the first write.
+    enter_step(&conn, &mut memory, Instant::now());
     let mut last_commit: Option<Instant> = None;
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);

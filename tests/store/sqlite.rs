@@ -240,13 +240,18 @@ async fn an_author_numbered_in_a_rolled_back_batch_is_forgotten() {
 async fn room_counters_moved_in_a_rolled_back_batch_are_forgotten() {
     let (_dir, path, store, room) = store_with(&["ann"]).await;
     let other = refusing_boom(&path);
-    // After this batch the writer knows the room's counters, and nobody else writes
-    // again: only the writer's own rollback can tell it they moved back.
-    let first = store
-        .append(message(&room, "ann", "first", None), NOW)
-        .await
-        .expect("stored");
-    assert_eq!(first.seq, 1);
+    // After these batches the writer knows the room's counters, and nobody else writes
+    // again: only the writer's own rollback can tell it they moved back. (The trigger
+    // moved `data_version`: after the first batch the writer reads the index's tail
+    // again in a step of its own; the second is answered once that step is done, so
+    // the writer is idle when the lock below is taken.)
+    for (seq, text) in [(1, "first"), (2, "second")] {
+        let stored = store
+            .append(message(&room, "ann", text, None), NOW)
+            .await
+            .expect("stored");
+        assert_eq!(stored.seq, seq);
+    }
     // A lock without a write holds the writer on a batch of its own ("held"), while
     // "second" and the refused one queue up behind it: they make the next batch.
     other.execute_batch("BEGIN IMMEDIATE").expect("locks");
@@ -256,26 +261,26 @@ async fn room_counters_moved_in_a_rolled_back_batch_are_forgotten() {
     };
     let held = send("held");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let second = send("second");
+    let third = send("third");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let boom = send("boom");
     tokio::time::sleep(Duration::from_millis(200)).await;
     other.execute_batch("COMMIT").expect("unlocks");
-    assert_eq!(held.await.expect("ran").expect("stored").seq, 2);
-    let second = second.await.expect("ran");
+    assert_eq!(held.await.expect("ran").expect("stored").seq, 3);
+    let third = third.await.expect("ran");
     assert!(
-        matches!(second, Err(StoreError::Unavailable(_))),
-        "{second:?}"
+        matches!(third, Err(StoreError::Unavailable(_))),
+        "{third:?}"
     );
     let boom = boom.await.expect("ran");
     assert!(matches!(boom, Err(StoreError::Unavailable(_))), "{boom:?}");
-    let third = store
-        .append(message(&room, "ann", "third", None), NOW)
+    let fourth = store
+        .append(message(&room, "ann", "fourth", None), NOW)
         .await
         .expect("stored");
-    assert_eq!(third.seq, 3, "no seq was lost to the rolled-back batch");
+    assert_eq!(fourth.seq, 4, "no seq was lost to the rolled-back batch");
     let info = store.room(&room).await.expect("read").expect("exists");
-    assert_eq!((info.next_seq, info.message_count), (4, 3));
+    assert_eq!((info.next_seq, info.message_count), (5, 4));
 }
 
 /// Queues `(room, author, text, client id)` messages with `append_then` while another
@@ -946,8 +951,8 @@ async fn history_reads_the_same_through_the_index_and_the_tail() {
         more.push((rooms[no].clone(), "ann", format!("{no}:{seq}")));
     }
     in_waves(&store, &more, 3).await;
-    // Reopened, the writer enters the whole tail with its first batch: c's last message
-    // is then the last entered.
+    // Reopened, the writer enters the whole tail before its first write: c's last
+    // message is then the last entered (and "c last" follows it in the tail).
     let url = format!("sqlite:{}", path.display());
     drop(store);
     let store = Store::connect(&url).await.expect("reopens");
