@@ -253,7 +253,7 @@ async fn room_counters_moved_in_a_rolled_back_batch_are_forgotten() {
         assert_eq!(stored.seq, seq);
     }
     // A lock without a write holds the writer on a batch of its own ("held"), while
-    // "second" and the refused one queue up behind it: they make the next batch.
+    // "third" and the refused one queue up behind it: they make the next batch.
     other.execute_batch("BEGIN IMMEDIATE").expect("locks");
     let send = |text: &'static str| {
         let (store, room) = (store.clone(), room.clone());
