@@ -87,6 +87,13 @@ const INDEX_LAG: u64 = 8 * 1024;
 /// (small batches), and entering all of 8,192 messages' runs at once stalled a batch for
 /// milliseconds: steady's p99 at 27,000 msg/s 4.2 / 4.7 → 3.6 / 3.1 ms with steps.
 const ENTER_STEP: usize = 1024;
+/// How many rooms' entries one part of a step enters. A step's runs, sorted by room,
+/// are entered a part after each batch (each part in a transaction of its own), so that
+/// no batch waits for more than a few rooms' index pages: a whole step wrote one leaf
+/// page per busy room (~50 in the benchmark's steady load, ~3 ms of the writer).
+const PART_ROOMS: usize = 4;
+/// The most entries one part enters, should a few rooms hold most of a step's runs.
+const PART_ENTRIES: usize = 256;
 /// The least time between two steps while fewer than twice [`INDEX_LAG`] messages wait.
 /// A step takes ~3 ms of the writer (twelfth session) and every write queued meanwhile
 /// waits for it: steps one after another, a batch between each, made a stretch in
@@ -1327,17 +1334,20 @@ struct Unindexed {
 /// start (a run: messages of one room with consecutive numbers and consecutive seqs).
 #[derive(Default)]
 struct Tail {
-    /// How many messages are not entered (while this writer knows the tail, the
-    /// messages' numbers follow one another).
+    /// How many messages are numbered above `indexed_upto` (while this writer knows the
+    /// tail, the messages' numbers follow one another).
     count: u64,
-    /// (room_no, seq, msg_no) of each run's first message, in order.
+    /// (room_no, seq, msg_no) of each run's first message not taken into a step yet, in
+    /// order.
     starts: std::collections::VecDeque<[i64; 3]>,
     /// The last message noted, which the next may continue.
     last: Option<[i64; 3]>,
     /// Entering runs, a step at a time, until half of [`INDEX_LAG`] wait.
     entering: bool,
-    /// When the last step was entered.
+    /// When the last step began.
     last_step: Option<Instant>,
+    /// The step being entered, a part after each batch.
+    step: Option<Step>,
 }
 
 impl Tail {
@@ -1353,34 +1363,68 @@ impl Tail {
     }
 }
 
+/// A step of runs being entered in `message_index` a part at a time: its runs sorted by
+/// (room_no, seq), how many of them are in, and the number `indexed_upto` moves to once
+/// all are. Until then readers meet entries above `indexed_upto` (see [`RoomScan`]).
+struct Step {
+    runs: Vec<[i64; 3]>,
+    entered: usize,
+    upto: i64,
+}
+
+impl Step {
+    /// The runs of the next part: those of the next [`PART_ROOMS`] rooms, at most
+    /// [`PART_ENTRIES`] of them; every run left when `all`.
+    fn next_part(&self, all: bool) -> &[[i64; 3]] {
+        let rest = &self.runs[self.entered..];
+        if all {
+            return rest;
+        }
+        let mut rooms = 0;
+        let mut room = None;
+        let end = rest
+            .iter()
+            .take(PART_ENTRIES)
+            .position(|&[room_no, _, _]| {
+                if room != Some(room_no) {
+                    rooms += 1;
+                    room = Some(room_no);
+                }
+                rooms > PART_ROOMS
+            })
+            .unwrap_or(rest.len().min(PART_ENTRIES));
+        &rest[..end]
+    }
+}
+
 impl Unindexed {
     fn forget(&mut self) {
         self.tail = None;
     }
 
-    /// Whether a step of entering is due after a batch: always while the tail is
-    /// unknown; once [`INDEX_LAG`] messages wait, a step every [`STEP_GAP`] (every
-    /// batch if twice as many wait) until half as many wait.
+    /// Whether a step's part is due after a batch: always while the tail is unknown or
+    /// a step is under way; once [`INDEX_LAG`] messages wait, a new step every
+    /// [`STEP_GAP`] (as soon as the last ends if twice as many wait) until half as many
+    /// wait.
     fn due(&self, now: Instant) -> bool {
         let Some(tail) = &self.tail else {
             return true;
         };
-        (tail.entering || tail.count >= INDEX_LAG)
-            && (tail.count >= 2 * INDEX_LAG
-                || tail
-                    .last_step
-                    .is_none_or(|at| now.duration_since(at) >= STEP_GAP))
+        tail.step.is_some()
+            || (tail.entering || tail.count >= INDEX_LAG)
+                && (tail.count >= 2 * INDEX_LAG
+                    || tail
+                        .last_step
+                        .is_none_or(|at| now.duration_since(at) >= STEP_GAP))
     }
 
-    /// In a transaction of its own, after a batch: enters the oldest [`ENTER_STEP`]
-    /// runs in `message_index` once [`INDEX_LAG`] messages wait (the next ones at the
-    /// next steps, until half as many wait); when the writer does not know the tail,
-    /// enters all of it as it reads it. What it changes in memory holds once the
-    /// transaction commits: a failure forgets the tail.
-    ///
-    /// `OR IGNORE`: a seq is never given twice (the writer numbers from the room's own
-    /// counter), but should a row ever repeat one, history keeps the first rather than
-    /// every later batch failing.
+    /// In a transaction of its own, after a batch: once [`INDEX_LAG`] messages wait,
+    /// takes the oldest [`ENTER_STEP`] runs as a step (the next ones at the next steps,
+    /// until half as many wait) and enters its next part in `message_index`, moving
+    /// `indexed_upto` with the last part (every part at once while twice [`INDEX_LAG`]
+    /// wait). When the writer does not know the tail, enters all of it as it reads it.
+    /// What it changes in memory holds once the transaction commits: a failure forgets
+    /// the tail, and the step with it.
     fn enter_if_due(&mut self, tx: &CachedTx<'_>, now: Instant) -> rusqlite::Result<()> {
         let Some(tail) = &mut self.tail else {
             let last = enter_tail(tx)?;
@@ -1390,22 +1434,39 @@ impl Unindexed {
             });
             return Ok(());
         };
-        tail.entering = tail.entering || tail.count >= INDEX_LAG;
-        if !tail.entering {
-            return Ok(());
-        }
-        let step = tail.starts.len().min(ENTER_STEP);
         let last = tail.last.map_or(0, |[_, _, msg_no]| msg_no);
-        // Entered: every message before the first run still waiting.
-        let upto = tail
-            .starts
-            .get(step)
-            .map_or(last, |[_, _, msg_no]| msg_no - 1);
-        enter_runs(tx, tail.starts.iter().take(step), upto)?;
-        tail.starts.drain(..step);
-        tail.count = u64::try_from(last - upto).unwrap_or(0);
-        tail.entering = tail.count >= INDEX_LAG / 2;
-        tail.last_step = Some(now);
+        if tail.step.is_none() {
+            tail.entering = tail.entering || tail.count >= INDEX_LAG;
+            if !tail.entering {
+                return Ok(());
+            }
+            let taken = tail.starts.len().min(ENTER_STEP);
+            // Entered at the step's end: every message before the first run still waiting.
+            let upto = tail
+                .starts
+                .get(taken)
+                .map_or(last, |[_, _, msg_no]| msg_no - 1);
+            let mut runs: Vec<[i64; 3]> = tail.starts.drain(..taken).collect();
+            runs.sort_unstable();
+            tail.step = Some(Step {
+                runs,
+                entered: 0,
+                upto,
+            });
+            tail.last_step = Some(now);
+        }
+        let Some(step) = &mut tail.step else {
+            return Ok(());
+        };
+        let part = step.next_part(tail.count >= 2 * INDEX_LAG);
+        enter_runs(tx, part)?;
+        step.entered += part.len();
+        if step.entered == step.runs.len() {
+            set_indexed_upto(tx, step.upto)?;
+            tail.count = u64::try_from(last - step.upto).unwrap_or(0);
+            tail.entering = tail.count >= INDEX_LAG / 2;
+            tail.step = None;
+        }
         Ok(())
     }
 }
@@ -1416,13 +1477,12 @@ impl Unindexed {
 /// the last message entered before, which may be continued.
 ///
 /// An entry too many only splits a run, so a message whose predecessor is gone (erased)
-/// starts one. `OR IGNORE`: a seq is never given twice (the writer numbers from the
-/// room's own counter), but should a row ever repeat one, history keeps the first
-/// rather than every later batch failing.
+/// starts one, and the entries of a step that was under way (above `indexed_upto`) may
+/// stay. `OR IGNORE`: such an entry is entered again; and a seq is never given twice
+/// (the writer numbers from the room's own counter), but should a row ever repeat one,
+/// history keeps the first rather than every later batch failing.
 fn enter_tail(tx: &CachedTx<'_>) -> rusqlite::Result<Option<[i64; 3]>> {
-    let upto: i64 = tx
-        .prepare_cached("SELECT indexed_upto FROM message_index_state")?
-        .query_row([], |row| row.get(0))?;
+    let upto = indexed_upto(tx)?;
     let mut scan = tx.prepare_cached(
         "SELECT msg_no, room_no, seq FROM messages WHERE msg_no >= ?1 ORDER BY msg_no",
     )?;
@@ -1436,24 +1496,20 @@ fn enter_tail(tx: &CachedTx<'_>) -> rusqlite::Result<Option<[i64; 3]>> {
             tail.last = Some([room_no, seq, msg_no]);
         }
     }
-    let last = tail.last.map_or(upto, |[_, _, msg_no]| msg_no);
-    enter_runs(tx, &tail.starts, last)?;
+    let mut runs: Vec<[i64; 3]> = tail.starts.into();
+    runs.sort_unstable();
+    enter_runs(tx, &runs)?;
+    set_indexed_upto(tx, tail.last.map_or(upto, |[_, _, msg_no]| msg_no))?;
     Ok(tail.last)
 }
 
-/// Enters `runs` (room_no, seq, msg_no of each run's first message) in `message_index`
-/// and records `upto` as the last number entered.
-fn enter_runs<'a>(
-    tx: &CachedTx<'_>,
-    runs: impl IntoIterator<Item = &'a [i64; 3]>,
-    upto: i64,
-) -> rusqlite::Result<()> {
+/// Enters `runs` (room_no, seq, msg_no of each run's first message, sorted) in
+/// `message_index`.
+fn enter_runs(tx: &CachedTx<'_>, runs: &[[i64; 3]]) -> rusqlite::Result<()> {
     // In key order, so that a room's entries go into its leaf pages one after the other,
     // by up to 64 rows per statement (SQLite's set-up per statement costs more than
     // inserting such a small row).
-    let mut entries: Vec<[i64; 3]> = runs.into_iter().copied().collect();
-    entries.sort_unstable();
-    let mut rest = &entries[..];
+    let mut rest = runs;
     while !rest.is_empty() {
         let (chunk, after) = rest.split_at(INSERT_ROWS[insert_size(rest.len())]);
         let mut enter = tx.prepare_cached(&format!(
@@ -1466,6 +1522,11 @@ fn enter_runs<'a>(
         enter.raw_execute()?;
         rest = after;
     }
+    Ok(())
+}
+
+/// Records `upto` as the number of the last message entered in `message_index`.
+fn set_indexed_upto(tx: &CachedTx<'_>, upto: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("UPDATE message_index_state SET indexed_upto = ?1")?
         .execute([upto])?;
     Ok(())
@@ -1748,6 +1809,10 @@ fn erase(tx: &CachedTx<'_>, rooms: &mut RoomCache, room: &str) -> rusqlite::Resu
 /// rows are one range of `msg_no`, each checked to be the room's with `seq - msg_no =
 /// S - M`. A room's messages are numbered in the order of their seqs (the writer numbers
 /// both as it stores them), so its tail is newer than anything entered.
+///
+/// Entries above `indexed_upto` exist while the writer enters a step in parts (see
+/// [`Step`]): their runs' messages are still read from the tail, as a run's numbers stop
+/// at `indexed_upto`; such an entry only ends the run before it.
 struct RoomScan<'a> {
     room: &'a Arc<str>,
     room_no: i64,
@@ -1805,11 +1870,18 @@ impl<'a> RoomScan<'a> {
             .collect::<rusqlite::Result<Vec<_>>>()
         };
         // The room's messages in the tail come after its newest entry's seq: a range that
-        // ends at or before it (an older page) needs no scan of the tail.
-        let newest_entry: Option<i64> = conn
-            .prepare_cached("SELECT max(seq) FROM message_index WHERE room_no = ?1")?
-            .query_row([self.room_no], |row| row.get(0))?;
-        let tail_in_range = newest_entry.is_none_or(|seq| high > seq.saturating_add(1));
+        // ends at or before it (an older page) needs no scan of the tail. While a step
+        // is entered in parts, that entry may lie above `upto`: its run's messages are
+        // in the tail, which is then scanned whatever the range.
+        let newest_entry: Option<(i64, i64)> = conn
+            .prepare_cached(
+                "SELECT seq, msg_no FROM message_index WHERE room_no = ?1
+                 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([self.room_no], seq_and_number)
+            .optional()?;
+        let tail_in_range =
+            newest_entry.is_none_or(|(seq, msg_no)| msg_no > upto || high > seq.saturating_add(1));
         let mut found = if newest_first && tail_in_range {
             tail(fetch)?
         } else {
@@ -2030,5 +2102,64 @@ fn connect_error(path: &Path, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Connect {
         url: format!("sqlite:{}", path.display()),
         reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PART_ENTRIES, PART_ROOMS, Step};
+
+    /// A step of `per_room[i]` runs in room `i + 1`, sorted as the writer sorts them.
+    fn step(per_room: &[usize]) -> Step {
+        let mut runs = Vec::new();
+        let mut msg_no = 0;
+        for (room, &count) in per_room.iter().enumerate() {
+            for seq in 0..count as i64 {
+                msg_no += 1;
+                runs.push([room as i64 + 1, seq * 2 + 1, msg_no]);
+            }
+        }
+        Step {
+            runs,
+            entered: 0,
+            upto: msg_no,
+        }
+    }
+
+    /// The parts a step is entered in, as the rooms each holds.
+    fn parts(mut step: Step, all: bool) -> Vec<Vec<i64>> {
+        let mut parts = Vec::new();
+        while step.entered < step.runs.len() {
+            let part = step.next_part(all);
+            assert!(!part.is_empty(), "every part enters something");
+            let mut rooms: Vec<i64> = part.iter().map(|[room, _, _]| *room).collect();
+            rooms.dedup();
+            step.entered += part.len();
+            parts.push(rooms);
+        }
+        parts
+    }
+
+    #[test]
+    fn a_part_holds_the_runs_of_the_next_four_rooms() {
+        assert_eq!(PART_ROOMS, 4);
+        let parts = parts(step(&[3, 1, 20, 2, 5, 7, 1, 1, 9, 4]), false);
+        assert_eq!(parts, vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9, 10]]);
+    }
+
+    #[test]
+    fn a_part_holds_at_most_part_entries_runs_and_a_room_may_span_parts() {
+        let parts = parts(step(&[2, PART_ENTRIES + 10, 3]), false);
+        // Room 2's runs fill the rest of the first part and go on in the second.
+        assert_eq!(parts, vec![vec![1, 2], vec![2, 3]]);
+    }
+
+    #[test]
+    fn every_run_left_is_one_part_when_all_are_due() {
+        assert_eq!(
+            parts(step(&[5; 30]), true),
+            vec![(1..=30).collect::<Vec<_>>()]
+        );
+        assert!(parts(step(&[]), false).is_empty());
     }
 }

@@ -1055,3 +1055,166 @@ async fn a_failed_index_step_fails_no_write_and_the_tail_is_entered_later() {
     assert_eq!(count("SELECT count(*) FROM message_index"), 1);
     assert_history(&store, &room, 1, 50, &want).await;
 }
+
+/// How many messages wait before the writer takes a step (the store's `INDEX_LAG`).
+const INDEX_LAG: usize = 8 * 1024;
+
+/// A store on a fresh file with forty rooms and `INDEX_LAG - 1` messages among them,
+/// two per room and wave (so a room's runs are short and many), none entered in
+/// `message_index` yet; and another connection on the file. The next batch starts a
+/// step.
+async fn rooms_a_message_short_of_a_step() -> (
+    TempDir,
+    Store,
+    rusqlite::Connection,
+    Vec<String>,
+    Vec<Vec<(i64, String)>>,
+) {
+    let (dir, path, store, first) = store_with(&["ann"]).await;
+    let mut rooms = vec![first];
+    for _ in 1..40 {
+        let room = room_id();
+        store
+            .join(&room, joining("ann"), NOW)
+            .await
+            .expect("joined");
+        rooms.push(room);
+    }
+    let mut want: Vec<Vec<(i64, String)>> = vec![Vec::new(); rooms.len()];
+    let mut items = Vec::new();
+    for i in 0..INDEX_LAG - 1 {
+        let no = (i / 2) % rooms.len();
+        let seq = want[no].len() as i64 + 1;
+        want[no].push((seq, format!("{no}:{seq}")));
+        items.push((rooms[no].clone(), "ann", format!("{no}:{seq}")));
+    }
+    in_waves(&store, &items, 2 * rooms.len()).await;
+    let other = rusqlite::Connection::open(&path).expect("opens");
+    let entries: i64 = other
+        .query_row("SELECT count(*) FROM message_index", [], |row| row.get(0))
+        .expect("reads");
+    assert_eq!(entries, 0, "nothing entered below INDEX_LAG");
+    (dir, store, other, rooms, want)
+}
+
+/// Stores one more message in room `no`, alone in its batch.
+async fn one_more(store: &Store, rooms: &[String], want: &mut [Vec<(i64, String)>], no: usize) {
+    let seq = want[no].len() as i64 + 1;
+    want[no].push((seq, format!("{no}:{seq}")));
+    in_waves(
+        store,
+        &[(rooms[no].clone(), "ann", format!("{no}:{seq}"))],
+        1,
+    )
+    .await;
+}
+
+/// Waits until `sql` (one integer) reads `until`, or fails after 10 seconds.
+async fn read_until(other: &rusqlite::Connection, sql: &str, until: impl Fn(i64) -> bool) -> i64 {
+    let started = std::time::Instant::now();
+    loop {
+        let value: i64 = other.query_row(sql, [], |row| row.get(0)).expect("reads");
+        if until(value) {
+            return value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{sql}: {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const ROOMS_ENTERED: &str = "SELECT count(DISTINCT room_no) FROM message_index";
+const INDEXED_UPTO: &str = "SELECT indexed_upto FROM message_index_state";
+
+/// A step is entered a part at a time, the runs of four rooms after each batch, and
+/// `indexed_upto` moves with its last part: between parts readers meet entries above
+/// `indexed_upto` (whose messages they still read from the table's tail) and every
+/// room's history reads whole, both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_is_entered_four_rooms_after_each_batch_and_history_reads_whole_meanwhile() {
+    let (_dir, store, other, rooms, mut want) = rooms_a_message_short_of_a_step().await;
+    // The step takes the oldest 1,024 runs, which hold every room (~25 runs each): ten
+    // parts of four rooms.
+    for part in 1..=9_i64 {
+        one_more(&store, &rooms, &mut want, part as usize).await;
+        let entered = read_until(&other, ROOMS_ENTERED, |rooms| rooms > 4 * (part - 1)).await;
+        assert_eq!(entered, 4 * part, "rooms entered after part {part}");
+        assert_eq!(read_until(&other, INDEXED_UPTO, |_| true).await, 0);
+        if part == 1 || part == 6 {
+            for (no, room) in rooms.iter().enumerate() {
+                assert_history(&store, room, 1, 50, &want[no]).await;
+            }
+        }
+    }
+    one_more(&store, &rooms, &mut want, 0).await;
+    let upto = read_until(&other, INDEXED_UPTO, |upto| upto > 0).await;
+    assert_eq!(read_until(&other, ROOMS_ENTERED, |_| true).await, 40);
+    let above: i64 = other
+        .query_row(
+            "SELECT count(*) FROM message_index WHERE msg_no > ?1",
+            [upto],
+            |row| row.get(0),
+        )
+        .expect("reads");
+    assert_eq!(above, 0, "no entry above indexed_upto once the step is in");
+    assert!(upto < INDEX_LAG as i64, "one step of 1,024 runs: {upto}");
+    for (no, room) in rooms.iter().enumerate() {
+        assert_history(&store, room, 1, 50, &want[no]).await;
+    }
+}
+
+/// When another process writes while a step is under way, the writer drops the step
+/// and enters the whole tail again: the entries its first part made are entered once,
+/// and `message_index` holds exactly one entry per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_under_way_when_another_process_writes_is_entered_again_whole() {
+    let (_dir, store, other, rooms, mut want) = rooms_a_message_short_of_a_step().await;
+    one_more(&store, &rooms, &mut want, 3).await;
+    assert_eq!(
+        read_until(&other, ROOMS_ENTERED, |rooms| rooms > 0).await,
+        4
+    );
+    // Another connection commits (a table made and dropped: the writer's own entering
+    // is what is tested; another tete process would enter the whole tail as it opens).
+    other
+        .execute_batch("CREATE TABLE poke (x); DROP TABLE poke;")
+        .expect("writes");
+    one_more(&store, &rooms, &mut want, 7).await;
+    let last: i64 = other
+        .query_row("SELECT max(msg_no) FROM messages", [], |row| row.get(0))
+        .expect("reads");
+    read_until(&other, INDEXED_UPTO, |upto| upto == last).await;
+    // A run: messages of one room with consecutive numbers and seqs.
+    let mut runs = Vec::new();
+    let mut previous: Option<(i64, i64, i64)> = None;
+    let mut scan = other
+        .prepare("SELECT msg_no, room_no, seq FROM messages ORDER BY msg_no")
+        .expect("prepares");
+    let rows = scan
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("reads");
+    for row in rows {
+        let (msg_no, room_no, seq): (i64, i64, i64) = row.expect("row");
+        let continues =
+            previous.is_some_and(|(m, r, s)| r == room_no && s + 1 == seq && m + 1 == msg_no);
+        if !continues {
+            runs.push((room_no, seq, msg_no));
+        }
+        previous = Some((msg_no, room_no, seq));
+    }
+    let mut entries = other
+        .prepare("SELECT room_no, seq, msg_no FROM message_index ORDER BY msg_no")
+        .expect("prepares");
+    let entries: Vec<(i64, i64, i64)> = entries
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("reads")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(runs.len() > 4_000, "{} runs", runs.len());
+    assert!(entries == runs, "one entry per run");
+    for (no, room) in rooms.iter().enumerate() {
+        assert_history(&store, room, 1, 50, &want[no]).await;
+    }
+}

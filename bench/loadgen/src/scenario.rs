@@ -119,6 +119,10 @@ pub struct TrafficReport {
     pub delivered_msgs_per_sec: f64,
     /// Delivery latency of the messages sent while measuring.
     pub latency: LatencySummary,
+    /// The slowest delivery of the messages sent in each [`SLOWEST_BUCKET`] of the
+    /// measured window, in microseconds, in order: where a tail comes from (a stall
+    /// shows as a few slow buckets, load as many).
+    pub slowest_per_50ms_us: Vec<u64>,
     pub sent_total: u64,
     pub received_total: u64,
     /// Sent but not received by the end of the drain.
@@ -205,10 +209,15 @@ impl Timeline {
     }
 }
 
+/// The width of a bucket of [`TrafficReport::slowest_per_50ms_us`], in microseconds.
+const SLOWEST_BUCKET: u64 = 50_000;
+
 #[derive(Default)]
 struct ReaderStats {
     received: u64,
     latency: Histogram,
+    /// The slowest delivery per [`SLOWEST_BUCKET`] of sending time.
+    slowest: Vec<u64>,
     duplicates_or_reordered: u64,
     gaps: u64,
     malformed: u64,
@@ -513,7 +522,13 @@ async fn read_loop(
                         incoming.sender_wake.notify_one();
                     }
                     if measured.contains(&sent_us) {
-                        stats.latency.record(now.saturating_sub(sent_us));
+                        let took = now.saturating_sub(sent_us);
+                        stats.latency.record(took);
+                        let bucket = ((sent_us - measured.start) / SLOWEST_BUCKET) as usize;
+                        if stats.slowest.len() <= bucket {
+                            stats.slowest.resize(bucket + 1, 0);
+                        }
+                        stats.slowest[bucket] = stats.slowest[bucket].max(took);
                     }
                     match seq.cmp(&next_seq) {
                         std::cmp::Ordering::Equal => next_seq += 1,
@@ -711,6 +726,7 @@ async fn run_traffic(
         sent_msgs_per_sec: 0.0,
         delivered_msgs_per_sec: (delivered_end - delivered_start) as f64 / window.max(1e-9),
         latency: Histogram::default().summary(),
+        slowest_per_50ms_us: Vec::new(),
         sent_total: 0,
         received_total: 0,
         lost: 0,
@@ -729,6 +745,13 @@ async fn run_traffic(
     for reader in spawned.readers {
         let stats = reader.await.context("reader task")?;
         latency.merge(&stats.latency);
+        let slowest = &mut traffic.slowest_per_50ms_us;
+        if slowest.len() < stats.slowest.len() {
+            slowest.resize(stats.slowest.len(), 0);
+        }
+        for (all, one) in slowest.iter_mut().zip(&stats.slowest) {
+            *all = (*all).max(*one);
+        }
         traffic.received_total += stats.received;
         traffic.duplicates_or_reordered += stats.duplicates_or_reordered;
         traffic.gaps += stats.gaps;
