@@ -87,11 +87,14 @@ const INDEX_LAG: u64 = 8 * 1024;
 /// (small batches), and entering all of 8,192 messages' runs at once stalled a batch for
 /// milliseconds: steady's p99 at 27,000 msg/s 4.2 / 4.7 → 3.6 / 3.1 ms with steps.
 const ENTER_STEP: usize = 1024;
-/// How many rooms' entries one part of a step enters. A step's runs, sorted by room,
-/// are entered a part after each batch (each part in a transaction of its own), so that
-/// no batch waits for more than a few rooms' index pages: a whole step wrote one leaf
-/// page per busy room (~50 in the benchmark's steady load, ~3 ms of the writer).
-const PART_ROOMS: usize = 4;
+/// How many parts a step is entered in: its runs, sorted by room, are cut into this many
+/// parts of as many rooms each, and a part goes in after each batch (each in a
+/// transaction of its own), so that no batch waits for all of a step's index pages: a
+/// whole step wrote one leaf page per room it held (~50 in the benchmark's steady load,
+/// ~3 ms of the writer; ~1,000 with a thousand rooms). A fixed count of parts, rather
+/// than of rooms per part, keeps entering ahead of the runs arriving however many rooms
+/// are busy: a step of 1,024 runs takes eight batches.
+const STEP_PARTS: usize = 8;
 /// The most entries one part enters, should a few rooms hold most of a step's runs.
 const PART_ENTRIES: usize = 256;
 /// The least time between two steps while fewer than twice [`INDEX_LAG`] messages wait.
@@ -1370,10 +1373,23 @@ struct Step {
     runs: Vec<[i64; 3]>,
     entered: usize,
     upto: i64,
+    /// How many rooms' runs a part holds: a [`STEP_PARTS`]th of the step's rooms.
+    rooms_per_part: usize,
 }
 
 impl Step {
-    /// The runs of the next part: those of the next [`PART_ROOMS`] rooms, at most
+    /// A step of `runs`, sorted by (room_no, seq), that moves `indexed_upto` to `upto`.
+    fn new(runs: Vec<[i64; 3]>, upto: i64) -> Step {
+        let rooms = 1 + runs.windows(2).filter(|w| w[0][0] != w[1][0]).count();
+        Step {
+            runs,
+            entered: 0,
+            upto,
+            rooms_per_part: rooms.div_ceil(STEP_PARTS),
+        }
+    }
+
+    /// The runs of the next part: those of the next `rooms_per_part` rooms, at most
     /// [`PART_ENTRIES`] of them; every run left when `all`.
     fn next_part(&self, all: bool) -> &[[i64; 3]] {
         let rest = &self.runs[self.entered..];
@@ -1390,7 +1406,7 @@ impl Step {
                     rooms += 1;
                     room = Some(room_no);
                 }
-                rooms > PART_ROOMS
+                rooms > self.rooms_per_part
             })
             .unwrap_or(rest.len().min(PART_ENTRIES));
         &rest[..end]
@@ -1448,11 +1464,7 @@ impl Unindexed {
                 .map_or(last, |[_, _, msg_no]| msg_no - 1);
             let mut runs: Vec<[i64; 3]> = tail.starts.drain(..taken).collect();
             runs.sort_unstable();
-            tail.step = Some(Step {
-                runs,
-                entered: 0,
-                upto,
-            });
+            tail.step = Some(Step::new(runs, upto));
             tail.last_step = Some(now);
         }
         let Some(step) = &mut tail.step else {
@@ -2107,7 +2119,7 @@ fn connect_error(path: &Path, reason: impl std::fmt::Display) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::{PART_ENTRIES, PART_ROOMS, Step};
+    use super::{PART_ENTRIES, STEP_PARTS, Step};
 
     /// A step of `per_room[i]` runs in room `i + 1`, sorted as the writer sorts them.
     fn step(per_room: &[usize]) -> Step {
@@ -2119,11 +2131,7 @@ mod tests {
                 runs.push([room as i64 + 1, seq * 2 + 1, msg_no]);
             }
         }
-        Step {
-            runs,
-            entered: 0,
-            upto: msg_no,
-        }
+        Step::new(runs, msg_no)
     }
 
     /// The parts a step is entered in, as the rooms each holds.
@@ -2141,17 +2149,33 @@ mod tests {
     }
 
     #[test]
-    fn a_part_holds_the_runs_of_the_next_four_rooms() {
-        assert_eq!(PART_ROOMS, 4);
-        let parts = parts(step(&[3, 1, 20, 2, 5, 7, 1, 1, 9, 4]), false);
-        assert_eq!(parts, vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8], vec![9, 10]]);
+    fn a_step_is_cut_into_eight_parts_of_as_many_rooms() {
+        assert_eq!(STEP_PARTS, 8);
+        // 20 rooms: three to a part, seven parts.
+        let parts = parts(
+            step(&[3, 1, 20, 2, 5, 7, 1, 1, 9, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]),
+            false,
+        );
+        assert_eq!(parts.len(), 7);
+        assert_eq!(parts[0], vec![1, 2, 3]);
+        assert_eq!(parts[6], vec![19, 20]);
+        // 1,000 rooms of one run each: 125 to a part.
+        let parts = parts_of(&[1; 1000]);
+        assert_eq!(parts.len(), 8);
+        assert!(parts.iter().all(|rooms| rooms.len() == 125));
+        // Fewer rooms than parts: a room to a part.
+        assert_eq!(parts_of(&[4, 4, 4]), vec![vec![1], vec![2], vec![3]]);
+    }
+
+    fn parts_of(per_room: &[usize]) -> Vec<Vec<i64>> {
+        parts(step(per_room), false)
     }
 
     #[test]
     fn a_part_holds_at_most_part_entries_runs_and_a_room_may_span_parts() {
-        let parts = parts(step(&[2, PART_ENTRIES + 10, 3]), false);
-        // Room 2's runs fill the rest of the first part and go on in the second.
-        assert_eq!(parts, vec![vec![1, 2], vec![2, 3]]);
+        // Two rooms, one to a part; the second's runs fill two parts.
+        let parts = parts_of(&[2, PART_ENTRIES + 10]);
+        assert_eq!(parts, vec![vec![1], vec![2], vec![2]]);
     }
 
     #[test]

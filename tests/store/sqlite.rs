@@ -1128,19 +1128,19 @@ async fn read_until(other: &rusqlite::Connection, sql: &str, until: impl Fn(i64)
 const ROOMS_ENTERED: &str = "SELECT count(DISTINCT room_no) FROM message_index";
 const INDEXED_UPTO: &str = "SELECT indexed_upto FROM message_index_state";
 
-/// A step is entered a part at a time, the runs of four rooms after each batch, and
+/// A step is entered a part at a time, an eighth of its rooms after each batch, and
 /// `indexed_upto` moves with its last part: between parts readers meet entries above
 /// `indexed_upto` (whose messages they still read from the table's tail) and every
 /// room's history reads whole, both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_is_entered_four_rooms_after_each_batch_and_history_reads_whole_meanwhile() {
+async fn a_step_is_entered_in_eight_parts_one_after_each_batch_and_history_reads_whole_meanwhile() {
     let (_dir, store, other, rooms, mut want) = rooms_a_message_short_of_a_step().await;
-    // The step takes the oldest 1,024 runs, which hold every room (~25 runs each): ten
-    // parts of four rooms.
-    for part in 1..=9_i64 {
+    // The step takes the oldest 1,024 runs, which hold every room (~25 runs each): eight
+    // parts of five rooms.
+    for part in 1..=7_i64 {
         one_more(&store, &rooms, &mut want, part as usize).await;
-        let entered = read_until(&other, ROOMS_ENTERED, |rooms| rooms > 4 * (part - 1)).await;
-        assert_eq!(entered, 4 * part, "rooms entered after part {part}");
+        let entered = read_until(&other, ROOMS_ENTERED, |rooms| rooms > 5 * (part - 1)).await;
+        assert_eq!(entered, 5 * part, "rooms entered after part {part}");
         assert_eq!(read_until(&other, INDEXED_UPTO, |_| true).await, 0);
         if part == 1 || part == 6 {
             for (no, room) in rooms.iter().enumerate() {
@@ -1174,7 +1174,7 @@ async fn a_step_under_way_when_another_process_writes_is_entered_again_whole() {
     one_more(&store, &rooms, &mut want, 3).await;
     assert_eq!(
         read_until(&other, ROOMS_ENTERED, |rooms| rooms > 0).await,
-        4
+        5
     );
     // Another connection commits (a table made and dropped: the writer's own entering
     // is what is tested; another tete process would enter the whole tail as it opens).
