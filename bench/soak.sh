@@ -51,5 +51,15 @@ if len(steady) >= 12:
         last = sum(r[col] for r in steady[-6:]) / 6
         print(f"{name}: first minute (after warm-up) {first/1024:.1f} MiB, last minute {last/1024:.1f} MiB, growth {100*(last-first)/max(first, 1):+.1f} %")
 text = open(sys.argv[2]).read()
-print("loadgen report:", text.strip()[-1500:] if text.strip() else "(none)")
+try:
+    traffic = json.loads(text)["traffic"]
+except (ValueError, KeyError, TypeError):
+    print("loadgen report:", text.strip()[-1500:] if text.strip() else "(none)")
+else:
+    latency = traffic["latency"]
+    print(f"messages: {traffic['sent_total']:,} sent, {traffic['received_total']:,} received, "
+          f"{traffic['lost']} lost, {traffic['duplicates_or_reordered']} duplicated or reordered, "
+          f"{traffic['gaps']} gaps; acks {traffic['acks_ok']:,} ok, {traffic['acks_failed']} failed")
+    print("latency ms: p50 {:.2f}, p99 {:.2f}, p99.9 {:.2f}, max {:.2f}".format(
+        *(latency[k] / 1000 for k in ("p50_us", "p99_us", "p999_us", "max_us"))))
 PY
