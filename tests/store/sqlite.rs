@@ -1090,10 +1090,11 @@ async fn rooms_a_message_short_of_a_step() -> (
     }
     in_waves(&store, &items, 2 * rooms.len()).await;
     let other = rusqlite::Connection::open(&path).expect("opens");
-    let entries: i64 = other
-        .query_row("SELECT count(*) FROM message_index", [], |row| row.get(0))
-        .expect("reads");
-    assert_eq!(entries, 0, "nothing entered below INDEX_LAG");
+    assert_eq!(
+        read(&other, "SELECT count(*) FROM message_index"),
+        0,
+        "nothing entered below INDEX_LAG"
+    );
     (dir, store, other, rooms, want)
 }
 
@@ -1109,11 +1110,16 @@ async fn one_more(store: &Store, rooms: &[String], want: &mut [Vec<(i64, String)
     .await;
 }
 
+/// The one integer `sql` reads on `other`.
+fn read(other: &rusqlite::Connection, sql: &str) -> i64 {
+    other.query_row(sql, [], |row| row.get(0)).expect("reads")
+}
+
 /// Waits until `sql` (one integer) reads `until`, or fails after 10 seconds.
 async fn read_until(other: &rusqlite::Connection, sql: &str, until: impl Fn(i64) -> bool) -> i64 {
     let started = std::time::Instant::now();
     loop {
-        let value: i64 = other.query_row(sql, [], |row| row.get(0)).expect("reads");
+        let value = read(other, sql);
         if until(value) {
             return value;
         }
@@ -1141,7 +1147,7 @@ async fn a_step_is_entered_in_eight_parts_one_after_each_batch_and_history_reads
         one_more(&store, &rooms, &mut want, part as usize).await;
         let entered = read_until(&other, ROOMS_ENTERED, |rooms| rooms > 5 * (part - 1)).await;
         assert_eq!(entered, 5 * part, "rooms entered after part {part}");
-        assert_eq!(read_until(&other, INDEXED_UPTO, |_| true).await, 0);
+        assert_eq!(read(&other, INDEXED_UPTO), 0);
         if part == 1 || part == 6 {
             for (no, room) in rooms.iter().enumerate() {
                 assert_history(&store, room, 1, 50, &want[no]).await;
@@ -1150,7 +1156,7 @@ async fn a_step_is_entered_in_eight_parts_one_after_each_batch_and_history_reads
     }
     one_more(&store, &rooms, &mut want, 0).await;
     let upto = read_until(&other, INDEXED_UPTO, |upto| upto > 0).await;
-    assert_eq!(read_until(&other, ROOMS_ENTERED, |_| true).await, 40);
+    assert_eq!(read(&other, ROOMS_ENTERED), 40);
     let above: i64 = other
         .query_row(
             "SELECT count(*) FROM message_index WHERE msg_no > ?1",
@@ -1182,9 +1188,7 @@ async fn a_step_under_way_when_another_process_writes_is_entered_again_whole() {
         .execute_batch("CREATE TABLE poke (x); DROP TABLE poke;")
         .expect("writes");
     one_more(&store, &rooms, &mut want, 7).await;
-    let last: i64 = other
-        .query_row("SELECT max(msg_no) FROM messages", [], |row| row.get(0))
-        .expect("reads");
+    let last = read(&other, "SELECT max(msg_no) FROM messages");
     read_until(&other, INDEXED_UPTO, |upto| upto == last).await;
     // A run: messages of one room with consecutive numbers and seqs.
     let mut runs = Vec::new();
