@@ -69,6 +69,10 @@ impl WsLink {
 pub(crate) struct WsBody {
     session: Arc<Session>,
     link: Arc<WsLink>,
+    /// The buffer the frames are encoded into, kept between the polls of a busy
+    /// connection (see [`QUIET_POLL`]): actix copies each chunk into its own write buffer
+    /// and drops it at once, so the next poll finds the allocation free to reuse.
+    buf: BytesMut,
     done: bool,
 }
 
@@ -77,6 +81,7 @@ impl WsBody {
         WsBody {
             session,
             link,
+            buf: BytesMut::new(),
             done: false,
         }
     }
@@ -116,6 +121,13 @@ fn put_packet(out: &mut BytesMut, packet: &Packet) {
 
 /// An outbox this large after a burst is given back rather than kept while idle.
 const OUTBOX_KEEP: usize = 32;
+/// A poll that writes at most this many packets finds its connection quiet: then the
+/// outbox's room beyond [`OUTBOX_KEEP`] and the frame buffer are given back. A busy
+/// connection keeps both from poll to poll: given back after every poll, they were
+/// grown again packet by packet each time (at flood ~45 packets a poll: five
+/// reallocations of the outbox, a malloc and a free of the buffer). An idle connection's
+/// polls are small (a ping), so what a burst grew is given back by its next quiet poll.
+const QUIET_POLL: usize = 8;
 
 impl futures_util::Stream for WsBody {
     type Item = Result<Bytes, actix_web::Error>;
@@ -126,7 +138,8 @@ impl futures_util::Stream for WsBody {
             return Poll::Ready(None);
         }
         this.link.waker.register(cx.waker());
-        let mut out = BytesMut::new();
+        let mut out = std::mem::take(&mut this.buf);
+        let mut drained = 0;
         let mut close = None;
         let mut probe_answered = false;
         let direct =
@@ -153,11 +166,12 @@ impl futures_util::Stream for WsBody {
             let mut st = this.session.state();
             if st.ws.as_ref().is_some_and(|l| Arc::ptr_eq(l, &this.link)) {
                 let size: usize = st.outbox.iter().map(Packet::encoded_len_hint).sum();
-                out.reserve(size + 10 * st.outbox.len());
+                drained = st.outbox.len();
+                out.reserve(size + 10 * drained);
                 for packet in st.outbox.drain(..) {
                     put_packet(&mut out, &packet);
                 }
-                if st.outbox.capacity() > OUTBOX_KEEP {
+                if drained <= QUIET_POLL && st.outbox.capacity() > OUTBOX_KEEP {
                     st.outbox.shrink_to_fit();
                 }
                 if st.closed.is_some() && close.is_none() {
@@ -178,10 +192,14 @@ impl futures_util::Stream for WsBody {
             this.session.wake.notify_waiters();
         }
         if out.is_empty() {
-            Poll::Pending
-        } else {
-            Poll::Ready(Some(Ok(out.freeze())))
+            this.buf = out;
+            return Poll::Pending;
         }
+        let chunk = out.split().freeze();
+        if drained > QUIET_POLL && !this.done {
+            this.buf = out;
+        }
+        Poll::Ready(Some(Ok(chunk)))
     }
 }
 
