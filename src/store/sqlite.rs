@@ -28,7 +28,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,13 @@ const PART_ENTRIES: usize = 256;
 /// which every message was late; spaced, the writer catches up between them. At steady
 /// load (runs of one or two messages) 1,024 runs every 25 ms is ~40,000 runs a second.
 const STEP_GAP: Duration = Duration::from_millis(25);
+/// The page size of a new database file, in bytes (a file made earlier keeps its own:
+/// SQLite cannot change it in WAL mode). Twice SQLite's default: every WAL frame costs the
+/// writer two `pwrite`s (its header, its page) and the checkpointer a read and a write,
+/// and a batch's rows fill half as many pages. Flood, 50 rooms, nine interleaved pairs:
+/// 4 KiB → 8 KiB pages won seven, ~5 % more messages a second (bench/README.md); logins
+/// and steady's latency within this machine's spread.
+const PAGE_SIZE: i64 = 8 * 1024;
 /// How long a connection waits on a lock held by another process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -656,6 +663,8 @@ fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     }
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Before anything writes the file's header: a no-op on an existing file.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Group commit writes each dirty page once per batch; a large WAL between
@@ -1010,15 +1019,32 @@ fn insert_size(left: usize) -> usize {
         .unwrap_or(INSERT_ROWS.len() - 1)
 }
 
-/// `INSERT OR IGNORE` of `rows` messages in one statement. `OR IGNORE` (not `ON CONFLICT
-/// DO NOTHING`, which leaves `NOT NULL` to abort) means nothing in it can abort, so
-/// SQLite keeps no statement journal for it.
-fn insert_rows_sql(rows: usize) -> String {
-    format!(
-        "INSERT OR IGNORE INTO messages (room_no, seq, author_no, text, ts, client_id) {}",
-        values_sql(6, rows)
-    )
-}
+/// The SQL of a multi-row statement for each size of [`INSERT_ROWS`], written once: the
+/// statements are looked up in the connection's cache by their text at every batch, and
+/// writing the texts anew each time was ~0.6 % of the instructions at flood (callgrind).
+type MultiRowSql = LazyLock<[String; INSERT_ROWS.len()]>;
+
+/// `INSERT OR IGNORE` of messages. `OR IGNORE` (not `ON CONFLICT DO NOTHING`, which leaves
+/// `NOT NULL` to abort) means nothing in it can abort, so SQLite keeps no statement
+/// journal for it.
+static INSERT_MESSAGES: MultiRowSql = LazyLock::new(|| {
+    INSERT_ROWS.map(|rows| {
+        format!(
+            "INSERT OR IGNORE INTO messages (room_no, seq, author_no, text, ts, client_id) {}",
+            values_sql(6, rows)
+        )
+    })
+});
+
+/// Runs (room_no, seq, msg_no) entered in `message_index`.
+static ENTER_RUNS: MultiRowSql = LazyLock::new(|| {
+    INSERT_ROWS.map(|rows| {
+        format!(
+            "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) {}",
+            values_sql(3, rows)
+        )
+    })
+});
 
 /// `VALUES` and `rows` rows of `columns` parameters each.
 fn values_sql(columns: usize, rows: usize) -> String {
@@ -1099,14 +1125,14 @@ impl<'tx> Held<'tx> {
         rooms: &mut RoomCache,
         done: &mut [(Reply, Option<Outcome>)],
     ) -> rusqlite::Result<()> {
-        self.group_by_room();
+        let order = self.room_order();
         let mut stored = 0;
         let mut short = None;
-        while stored < self.pending.len() {
-            let left = self.pending.len() - stored;
+        while stored < order.len() {
+            let left = order.len() - stored;
             let size = insert_size(left);
             let rows = INSERT_ROWS[size];
-            let inserted = self.insert_chunk(tx, size, stored, rows)?;
+            let inserted = self.insert_chunk(tx, size, &order[stored..stored + rows])?;
             if inserted != rows {
                 short = Some(inserted);
                 break;
@@ -1114,6 +1140,9 @@ impl<'tx> Held<'tx> {
             stored += rows;
         }
         let mut pending = std::mem::take(&mut self.pending);
+        // Which rows went in: all of them, or those the statements before the short one
+        // held (in room order).
+        let mut went_in = Vec::new();
         if let Some(inserted) = short {
             if inserted > 0 {
                 let before = tx.last_insert_rowid() - inserted as i64;
@@ -1129,20 +1158,25 @@ impl<'tx> Held<'tx> {
                     ));
                 }
             }
-            for row in pending[stored..].iter().rev() {
+            for &at in order[stored..].iter().rev() {
+                let row = &pending[at];
                 if let Some(room) = rooms.rooms.get_mut(&row.msg.room) {
                     room.retreat(row.last_before);
                 }
             }
+            went_in = vec![false; pending.len()];
+            for &at in &order[..stored] {
+                went_in[at] = true;
+            }
         }
-        let mut rows = pending.drain(..);
-        for row in rows.by_ref().take(stored) {
+        // The rows left are stored one at a time in arrival order, which is each room's
+        // own order (their seqs were given in it).
+        for (at, row) in pending.drain(..).enumerate() {
             let slot = row.slot;
-            done[slot].1 = Some(Outcome::Appended(Ok(row.into_stored())));
-        }
-        for row in rows {
-            let slot = row.slot;
-            let outcome = self.store_one(tx, rooms, row)?;
+            let outcome = match went_in.get(at) {
+                Some(false) => self.store_one(tx, rooms, row)?,
+                _ => Ok(row.into_stored()),
+            };
             done[slot].1 = Some(Outcome::Appended(outcome));
         }
         // Keeps the allocation for the next flush.
@@ -1150,40 +1184,37 @@ impl<'tx> Held<'tx> {
         Ok(())
     }
 
-    /// Puts each room's pending messages side by side, in their order: a room's messages
-    /// of a batch then have consecutive numbers, one run in `message_index`. (Sorted by
-    /// key and moved once: a stable sort of the messages themselves moved each several
-    /// times, ~1.5 % of the CPU at flood.)
-    fn group_by_room(&mut self) {
+    /// The pending messages' places, each room's side by side in their order: a room's
+    /// messages of a batch then get consecutive numbers, one run in `message_index`. The
+    /// rows are bound in this order and stay where they are: moving the messages
+    /// themselves into it (twice, through a vector of options) was ~0.8 % of the CPU at
+    /// flood, on top of the sort of their keys.
+    fn room_order(&self) -> Vec<usize> {
         let mut keys: Vec<(i64, usize)> = self
             .pending
             .iter()
             .enumerate()
             .map(|(at, row)| (row.room_no, at))
             .collect();
-        if keys.is_sorted() {
-            return;
+        if !keys.is_sorted() {
+            keys.sort_unstable();
         }
-        keys.sort_unstable();
-        let mut rows: Vec<Option<Pending>> = self.pending.drain(..).map(Some).collect();
-        self.pending
-            .extend(keys.iter().filter_map(|&(_, at)| rows[at].take()));
+        keys.into_iter().map(|(_, at)| at).collect()
     }
 
-    /// Binds `rows` pending messages from `start` to the `size`-th multi-row statement
-    /// and runs it; returns how many rows it inserted.
+    /// Binds the pending messages at `rows` (places in `pending`) to the `size`-th
+    /// multi-row statement and runs it; returns how many rows it inserted.
     fn insert_chunk(
         &mut self,
         tx: &'tx CachedTx<'_>,
         size: usize,
-        start: usize,
-        rows: usize,
+        rows: &[usize],
     ) -> rusqlite::Result<usize> {
         let statement = match &mut self.insert_rows[size] {
             Some(statement) => statement,
-            None => self.insert_rows[size].insert(tx.prepare_cached(&insert_rows_sql(rows))?),
+            None => self.insert_rows[size].insert(tx.prepare_cached(&INSERT_MESSAGES[size])?),
         };
-        for (i, row) in self.pending[start..start + rows].iter().enumerate() {
+        for (i, row) in rows.iter().map(|&at| &self.pending[at]).enumerate() {
             let at = i * 6;
             statement.raw_bind_parameter(at + 1, row.room_no)?;
             statement.raw_bind_parameter(at + 2, row.seq)?;
@@ -1193,12 +1224,12 @@ impl<'tx> Held<'tx> {
             statement.raw_bind_parameter(at + 6, row.msg.client_id.as_deref())?;
         }
         let inserted = statement.raw_execute()?;
-        if inserted == rows
+        if inserted == rows.len()
             && let Some(tail) = &mut self.tail
         {
             // A statement's rows are numbered one after another, after the largest.
-            let first = tx.last_insert_rowid() - rows as i64 + 1;
-            for (i, row) in self.pending[start..start + rows].iter().enumerate() {
+            let first = tx.last_insert_rowid() - rows.len() as i64 + 1;
+            for (i, row) in rows.iter().map(|&at| &self.pending[at]).enumerate() {
                 tail.note(row.room_no, row.seq, first + i as i64);
             }
         }
@@ -1523,11 +1554,9 @@ fn enter_runs(tx: &CachedTx<'_>, runs: &[[i64; 3]]) -> rusqlite::Result<()> {
     // inserting such a small row).
     let mut rest = runs;
     while !rest.is_empty() {
-        let (chunk, after) = rest.split_at(INSERT_ROWS[insert_size(rest.len())]);
-        let mut enter = tx.prepare_cached(&format!(
-            "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) {}",
-            values_sql(3, chunk.len())
-        ))?;
+        let size = insert_size(rest.len());
+        let (chunk, after) = rest.split_at(INSERT_ROWS[size]);
+        let mut enter = tx.prepare_cached(&ENTER_RUNS[size])?;
         for (at, value) in chunk.iter().flatten().enumerate() {
             enter.raw_bind_parameter(at + 1, *value)?;
         }
@@ -1640,6 +1669,8 @@ impl RoomCache {
         if self.dirty.is_empty() {
             return Ok(());
         }
+        // One statement per room: an `UPDATE … FROM (VALUES …)` of many rooms had SQLite
+        // build an ephemeral table for the join, which cost more than it saved (callgrind).
         let mut update = tx.prepare_cached(
             "UPDATE rooms SET next_seq = ?2, message_count = ?3, last_message_at = ?4
              WHERE room_no = ?1",
@@ -1648,12 +1679,11 @@ impl RoomCache {
             let Some(room) = self.rooms.get_mut(&id) else {
                 continue;
             };
-            update.execute(params![
-                room.room_no,
-                room.next_seq,
-                room.message_count,
-                room.last_message_at
-            ])?;
+            update.raw_bind_parameter(1, room.room_no)?;
+            update.raw_bind_parameter(2, room.next_seq)?;
+            update.raw_bind_parameter(3, room.message_count)?;
+            update.raw_bind_parameter(4, room.last_message_at)?;
+            update.raw_execute()?;
             room.dirty = false;
         }
         Ok(())

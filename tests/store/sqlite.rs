@@ -73,6 +73,10 @@ async fn the_database_file_and_its_directory_are_created_on_first_start() {
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .expect("reads");
     assert_eq!(mode, "wal");
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .expect("reads");
+    assert_eq!(page_size, 8192, "a new file gets 8 KiB pages");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -690,6 +694,10 @@ async fn a_version_1_file_is_migrated_without_losing_a_message() {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("reads");
     assert_eq!(version, 5);
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .expect("reads");
+    assert_eq!(page_size, 4096, "a file made earlier keeps its pages");
     let indexes = names(&conn, "SELECT name FROM sqlite_master WHERE type = 'index'");
     assert!(
         indexes.contains(&"users_by_token".to_owned())
