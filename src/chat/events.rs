@@ -113,11 +113,12 @@ impl Conn {
         self.state().seat.clone()
     }
 
-    fn seated_in(&self, room: &str) -> bool {
-        self.state()
-            .seat
-            .as_ref()
-            .is_some_and(|s| s.room.as_str() == room)
+    fn seated_in(&self, room: &Arc<str>) -> bool {
+        self.state().seat.as_ref().is_some_and(|s| {
+            let seat_room = s.room.as_str();
+            // The same shared string as a rule (the message took it from this seat).
+            std::ptr::eq(seat_room, &**room) || seat_room == &**room
+        })
     }
 
     pub(crate) fn clear_seat(&self, room: &RoomId) {
@@ -176,8 +177,15 @@ async fn settled(socket: &Socket) {
     }
 }
 
+/// The server's time in ms since the Unix epoch, read once per message: straight from
+/// the system clock (chrono's `Utc::now` builds a calendar date first, which
+/// `timestamp_millis` then takes apart again). A clock set before 1970 reads as 0.
 fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// Registers the chat's handlers on the namespace.
@@ -693,15 +701,13 @@ fn write_message_id(out: &mut String, id: &MessageId) {
 
 /// A `msg`'s payload, checked: the message to store, or why it is refused.
 fn checked_message(conn: &Conn, args: &[RawArg]) -> Result<NewMessage, ChatError> {
-    {
-        let mut st = conn.state();
-        if !st.bucket.take() {
-            return Err(ChatError::RateLimited);
-        }
-        if st.seat.is_none() {
-            return Err(ChatError::NotLoggedIn);
-        }
+    // One lock for the whole check: the state is this connection's own, and nothing
+    // below waits or locks it again.
+    let mut st = conn.state();
+    if !st.bucket.take() {
+        return Err(ChatError::RateLimited);
     }
+    let seat = st.seat.as_ref().ok_or(ChatError::NotLoggedIn)?;
     let needs_text = || ChatError::InvalidMessage("msg needs {msg: text}".into());
     let raw = args.first().ok_or_else(needs_text)?;
     let fields = MsgFields::of(raw).ok_or_else(needs_text)?;
@@ -722,8 +728,6 @@ fn checked_message(conn: &Conn, args: &[RawArg]) -> Result<NewMessage, ChatError
             return Err(ChatError::InvalidMessage("cid must be a string".into()));
         }
     };
-    let st = conn.state();
-    let seat = st.seat.as_ref().ok_or(ChatError::NotLoggedIn)?;
     Ok(NewMessage {
         room: seat.room.shared(),
         user: Arc::clone(&seat.name),
