@@ -128,6 +128,13 @@ const OUTBOX_KEEP: usize = 32;
 /// reallocations of the outbox, a malloc and a free of the buffer). An idle connection's
 /// polls are small (a ping), so what a burst grew is given back by its next quiet poll.
 const QUIET_POLL: usize = 8;
+/// The most a busy connection keeps between polls: its frame buffer when the poll's
+/// frames took at most this many bytes, its outbox's room when it held at most
+/// [`OUTBOX_BUSY_KEEP`] packets. What a burst grew (the packets queued while the client
+/// or the store stalled) is given back at once, busy or not.
+const BUFFER_BUSY_KEEP: usize = 16 * 1024;
+/// See [`BUFFER_BUSY_KEEP`].
+const OUTBOX_BUSY_KEEP: usize = 128;
 
 impl futures_util::Stream for WsBody {
     type Item = Result<Bytes, actix_web::Error>;
@@ -171,7 +178,10 @@ impl futures_util::Stream for WsBody {
                 for packet in st.outbox.drain(..) {
                     put_packet(&mut out, &packet);
                 }
-                if drained <= QUIET_POLL && st.outbox.capacity() > OUTBOX_KEEP {
+                let quiet = drained <= QUIET_POLL;
+                if (quiet && st.outbox.capacity() > OUTBOX_KEEP)
+                    || st.outbox.capacity() > OUTBOX_BUSY_KEEP
+                {
                     st.outbox.shrink_to_fit();
                 }
                 if st.closed.is_some() && close.is_none() {
@@ -196,7 +206,7 @@ impl futures_util::Stream for WsBody {
             return Poll::Pending;
         }
         let chunk = out.split().freeze();
-        if drained > QUIET_POLL && !this.done {
+        if drained > QUIET_POLL && chunk.len() <= BUFFER_BUSY_KEEP && !this.done {
             this.buf = out;
         }
         Poll::Ready(Some(Ok(chunk)))
