@@ -1028,23 +1028,24 @@ type MultiRowSql = LazyLock<[String; INSERT_ROWS.len()]>;
 /// `NOT NULL` to abort) means nothing in it can abort, so SQLite keeps no statement
 /// journal for it.
 static INSERT_MESSAGES: MultiRowSql = LazyLock::new(|| {
-    INSERT_ROWS.map(|rows| {
-        format!(
-            "INSERT OR IGNORE INTO messages (room_no, seq, author_no, text, ts, client_id) {}",
-            values_sql(6, rows)
-        )
-    })
+    multi_row_sql(
+        "INSERT OR IGNORE INTO messages (room_no, seq, author_no, text, ts, client_id)",
+        6,
+    )
 });
 
 /// Runs (room_no, seq, msg_no) entered in `message_index`.
 static ENTER_RUNS: MultiRowSql = LazyLock::new(|| {
-    INSERT_ROWS.map(|rows| {
-        format!(
-            "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no) {}",
-            values_sql(3, rows)
-        )
-    })
+    multi_row_sql(
+        "INSERT OR IGNORE INTO message_index (room_no, seq, msg_no)",
+        3,
+    )
 });
+
+/// `head` followed by the `VALUES` of each size of [`INSERT_ROWS`].
+fn multi_row_sql(head: &str, columns: usize) -> [String; INSERT_ROWS.len()] {
+    INSERT_ROWS.map(|rows| format!("{head} {}", values_sql(columns, rows)))
+}
 
 /// `VALUES` and `rows` rows of `columns` parameters each.
 fn values_sql(columns: usize, rows: usize) -> String {
